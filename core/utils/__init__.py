@@ -1,1 +1,1 @@
-"""utils package."""
+"""utils package: safe I/O (atomic writes, restricted unpickling)."""

@@ -1,0 +1,480 @@
+"""Reading official checkpoints (SPIN, PyMAF, CLIFF, Meta-HMR) with strict key/shape checks
+and a readable report; saving/loading the project's own checkpoints (safetensors + JSON).
+
+Official files are `torch.save` pickles (SPIN's in the legacy non-zip format, tensors on
+`cuda:0`); they are read with ``torch.load(weights_only=True, map_location="cpu")`` — no
+arbitrary code runs, nothing needs a GPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError", "CheckpointMismatch", "LoadReport",
+    "read_checkpoint_file", "extract_state_dict", "detect_architecture",
+    "load_state_dict_strict", "load_official_checkpoint", "load_spin_checkpoint",
+    "load_pymaf_checkpoint", "load_cliff_checkpoint", "load_meta_hmr_checkpoint",
+    "save_checkpoint", "load_project_checkpoint", "read_project_config",
+]
+
+PROJECT_FORMAT = "hmr-studio-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used (unreadable, truncated, wrong content)."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """State-dict keys/shapes differ from the model's.
+
+    Attributes: missing (keys the model needs), unexpected (keys the model lacks),
+    mismatched [(key, checkpoint shape, model shape)], hints (known causes).
+    """
+
+    def __init__(self, missing: list[str], unexpected: list[str],
+                 mismatched: list[tuple[str, tuple, tuple]], source: str = "",
+                 hints: list[str] | None = None, header: str = ""):
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        self.source, self.hints = source, hints or []
+        super().__init__(format_mismatch_report(missing, unexpected, mismatched, source, self.hints, header))
+
+
+@dataclass
+class LoadReport:
+    """What a load did: the file, which entry held the weights, how many tensors were
+    loaded, keys filled from the model (old BN files without num_batches_tracked), keys
+    deliberately ignored, a stripped `module.` prefix, and the file's scalar metadata."""
+
+    source: str
+    entry: str | None
+    num_tensors: int
+    filled: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    stripped_prefix: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- reading
+def read_checkpoint_file(path) -> object:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with clear errors for a
+    missing, empty, truncated/corrupt file or one holding arbitrary Python objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes) — the download or copy failed")
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for damaged files
+        text = f"{type(exc).__name__}: {exc}"
+        if "weights_only" in text or "Unsupported global" in text or "UnpicklingError" in type(exc).__name__:
+            raise CheckpointError(
+                f"{path} holds Python objects other than tensors and plain containers, so it was "
+                f"not unpickled (safe loading, weights_only=True). Re-save only the state dict "
+                f"(torch.save({{'model': model.state_dict()}}, ...)). Detail: {text[:300]}") from exc
+        raise CheckpointError(
+            f"could not read checkpoint {path} ({size:,} bytes): the file looks truncated or "
+            f"corrupt (an interrupted download?). Download it again. Detail: {text[:300]}") from exc
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
+
+
+def extract_state_dict(obj, entry: str | None = None, source: str = "") -> tuple[dict, str | None]:
+    """The state dict inside a loaded checkpoint.
+
+    Args:
+        obj: what :func:`read_checkpoint_file` returned.
+        entry: the top-level key holding it ("model", "model_aux", …); None = auto
+            ("model", then "state_dict", then the object itself).
+    Returns:
+        (state dict, the entry used or None).
+    """
+    where = f" in {source}" if source else ""
+    if entry is not None:
+        if not isinstance(obj, Mapping) or entry not in obj:
+            keys = sorted(obj.keys()) if isinstance(obj, Mapping) else type(obj).__name__
+            raise CheckpointError(f"no '{entry}' entry{where}; top-level keys: {keys}")
+        if not _is_state_dict(obj[entry]):
+            raise CheckpointError(f"'{entry}'{where} is not a state dict (name → tensor)")
+        return dict(obj[entry]), entry
+    if _is_state_dict(obj):
+        return dict(obj), None
+    if isinstance(obj, Mapping):
+        for key in ("model", "state_dict"):
+            if key in obj and _is_state_dict(obj[key]):
+                return dict(obj[key]), key
+        raise CheckpointError(f"no state dict found{where}; top-level keys: {sorted(map(str, obj.keys()))}")
+    raise CheckpointError(f"no state dict found{where}: the file holds a {type(obj).__name__}")
+
+
+def _strip_prefix(sd: dict, prefix: str = "module.") -> tuple[dict, str]:
+    if sd and all(k.startswith(prefix) for k in sd):
+        return {k[len(prefix):]: v for k, v in sd.items()}, prefix
+    return sd, ""
+
+
+def _shape(sd: Mapping, key: str) -> tuple | None:
+    v = sd.get(key)
+    return tuple(v.shape) if torch.is_tensor(v) else None
+
+
+def detect_architecture(sd: Mapping) -> str:
+    """Best guess of what network a state dict belongs to (for error messages)."""
+    keys = set(sd)
+    if "maf_extractor.0.conv0.weight" in keys:
+        return ("PyMAF (official layout with SMPL buffers)" if "regressor.0.smpl.shapedirs" in keys
+                else "PyMAF (project layout)")
+    if any(k.startswith("encoders.body") for k in keys) or "grid_points" in keys:
+        return "PyMAF-X"
+    fc1 = _shape(sd, "fc1.weight")
+    if "encoder.conv1.weight" in keys and fc1 is not None:
+        enc = "HRNet-W48" if "encoder.stage4.0.branches.0.0.conv1.weight" in keys else "ResNet-50"
+        return f"CLIFF ({enc})"
+    if "conv1.weight" in keys and fc1 is not None:
+        extra = {2205: "", 2208: " (with bbox info: CLIFF-style)"}.get(fc1[1], f" (fc1 width {fc1[1]})")
+        return f"SPIN/HMR regressor{extra}"
+    if "fc.weight" in keys and "layer4.0.conv1.weight" in keys:
+        return f"torchvision ResNet classifier ({_shape(sd, 'fc.weight')[0]} classes)"
+    if "features.0.0.weight" in keys:
+        return "torchvision MobileNetV2"
+    if "stage4.0.fuse_layers.0.1.0.weight" in keys:
+        return "HRNet (pose/classification)"
+    if any(k.startswith("vertexpose") or "VERTEX_UPSAMPLE" in k for k in keys):
+        return "MeshPose"
+    return "unknown architecture"
+
+
+# --------------------------------------------------------------------------- reporting
+def _group(keys: Iterable[str]) -> list[str]:
+    """Collapse keys that differ only in numeric components: regressor.{0,1,2}.fc1.weight."""
+    groups: dict[tuple, list[list[str]]] = OrderedDict()
+    for key in keys:
+        parts = key.split(".")
+        template = tuple("#" if p.isdigit() else p for p in parts)
+        groups.setdefault(template, []).append([p for p in parts if p.isdigit()])
+    lines = []
+    for template, numbers in groups.items():
+        values = [sorted({n[i] for n in numbers}, key=int) for i in range(len(numbers[0]))]
+        it = iter(values)
+        rendered = []
+        for p in template:
+            if p != "#":
+                rendered.append(p)
+                continue
+            vals = next(it)
+            if len(vals) == 1:
+                rendered.append(vals[0])
+            elif len(vals) > 6:
+                rendered.append("{" + ",".join(vals[:3]) + ",…," + vals[-1] + "}")
+            else:
+                rendered.append("{" + ",".join(vals) + "}")
+        lines.append(".".join(rendered))
+    return lines
+
+
+def _summarise(keys: list[str], limit: int = 16) -> list[str]:
+    if not keys:
+        return []
+    lines = _group(keys)
+    if len(lines) <= limit:
+        return lines
+    by_top: dict[str, list[str]] = OrderedDict()
+    for k in keys:
+        by_top.setdefault(k.split(".")[0], []).append(k)
+    out = []
+    for top, ks in by_top.items():
+        sub = _group(ks)
+        example = ", ".join(sub[:2]) + (", …" if len(sub) > 2 else "")
+        out.append(f"{top}.* — {len(ks)} keys (e.g. {example})")
+    return out
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def format_mismatch_report(missing, unexpected, mismatched, source="", hints=(), header="") -> str:
+    lines = [header or f"checkpoint {source or ''} does not match the model".replace("  ", " ")]
+    if missing:
+        lines.append(f"  missing in the checkpoint ({len(missing)}):")
+        lines += [f"    {line}" for line in _summarise(missing)]
+    if unexpected:
+        lines.append(f"  unexpected in the checkpoint ({len(unexpected)}):")
+        lines += [f"    {line}" for line in _summarise(unexpected)]
+    if mismatched:
+        lines.append(f"  shape mismatches ({len(mismatched)}):")
+        by_shapes: dict[tuple, list[str]] = defaultdict(list)
+        for key, ck, md in mismatched:
+            by_shapes[(ck, md)].append(key)
+        for (ck, md), keys in by_shapes.items():
+            for name in _group(keys):
+                lines.append(f"    {name}: checkpoint {_shape_text(ck)} vs model {_shape_text(md)}")
+    for hint in hints:
+        lines.append(f"  hint: {hint}")
+    return "\n".join(lines)
+
+
+def _hints(model_sd: Mapping, ckpt_sd: Mapping, missing, unexpected, mismatched) -> list[str]:
+    hints = []
+    mine, theirs = detect_architecture(model_sd), detect_architecture(ckpt_sd)
+    many = len(missing) + len(unexpected) > 0.3 * max(len(model_sd), 1)
+    if many and mine.split(" (")[0] != theirs.split(" (")[0]:
+        hints.append(f"this file looks like a {theirs} checkpoint, but the model is {mine} — "
+                     f"load it into the matching model (core.models.create_model)")
+    for key, ck, md in mismatched:
+        if key.endswith("smpl.shapedirs"):
+            hints.append(
+                f"PyMAF keeps SMPL's shape blend shapes inside every regressor; the released "
+                f"PyMAF checkpoint was built with the 10-PC SMPL (v1.0.0 SMPL_NEUTRAL.pkl from "
+                f"SPIN/PyMAF's data folder). Checkpoint has {ck[-1]} PCs, model {md[-1]}: a "
+                f"300-PC file comes from SMPL v1.1 / smplx's models — use the 10-PC SMPL, or "
+                f"re-save the checkpoint with shapedirs[..., :10]")
+            break
+    for key, ck, md in mismatched:
+        if key.endswith("Dmap") or re.fullmatch(r"regressor\.[12]\.fc1\.weight", key):
+            hints.append(
+                "PyMAF levels 1–2 take 5 features per sampling vertex (fc1 width = 5·N + 157); "
+                f"the checkpoint and the model sample different vertex sets — official PyMAF "
+                f"weights need the SMPL body (431 sampling vertices) and layout='official'")
+            break
+    for key, ck, md in mismatched:
+        if key == "fc1.weight":
+            hints.append("fc1 input width: 2205 = SPIN/HMR (2048 + 157), 2208 = CLIFF "
+                         "(2048 + 3 bbox + 157); check the model type and backbone")
+            break
+    return hints
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = "",
+                           ignore: Iterable[str] = ()) -> LoadReport:
+    """Load with exact key and shape checking.
+
+    A `module.` prefix on every key is stripped; BatchNorm `num_batches_tracked` entries
+    absent from old files are filled from the model; keys matching any regex in `ignore`
+    are skipped on both sides. Anything else raises :class:`CheckpointMismatch` listing
+    missing/unexpected keys and shape mismatches grouped by prefix, with known causes.
+    """
+    sd, stripped = _strip_prefix(dict(state_dict))
+    patterns = [re.compile(p) for p in ignore]
+    skip = lambda k: any(p.fullmatch(k) for p in patterns)  # noqa: E731
+    model_sd = model.state_dict()
+    ignored = sorted(k for k in set(sd) | set(model_sd) if skip(k))
+    sd = {k: v for k, v in sd.items() if not skip(k)}
+    wanted = {k: v for k, v in model_sd.items() if not skip(k)}
+    filled = [k for k in wanted if k not in sd and k.endswith("num_batches_tracked")]
+    for k in filled:
+        sd[k] = wanted[k]
+    missing = [k for k in wanted if k not in sd]
+    unexpected = [k for k in sd if k not in wanted]
+    mismatched = [(k, tuple(sd[k].shape), tuple(wanted[k].shape)) for k in wanted
+                  if k in sd and tuple(sd[k].shape) != tuple(wanted[k].shape)]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatch(missing, unexpected, mismatched, source,
+                                 _hints(wanted, sd, missing, unexpected, mismatched))
+    result = model.load_state_dict(sd, strict=not ignored)
+    if ignored:  # only the ignored keys may be reported by torch
+        bad = [k for k in list(result.missing_keys) + list(result.unexpected_keys) if not skip(k)]
+        if bad:
+            raise CheckpointMismatch(bad, [], [], source)
+    return LoadReport(source=str(source), entry=None, num_tensors=len(sd), filled=filled,
+                      ignored=ignored, stripped_prefix=stripped)
+
+
+# --------------------------------------------------------------------------- official files
+def _metadata(obj) -> dict:
+    if not isinstance(obj, Mapping):
+        return {}
+    return {k: v for k, v in obj.items()
+            if isinstance(k, str) and isinstance(v, (int, float, str, bool)) and not isinstance(v, Mapping)}
+
+
+def load_official_checkpoint(model: nn.Module, path, entry: str | None = "model") -> LoadReport:
+    """Load an official checkpoint file into `model` strictly (see
+    :func:`load_state_dict_strict`) and mark the model `weights_trained = True`.
+
+    Args:
+        path: the `.pt` file.
+        entry: top-level key holding the state dict ("model" for SPIN/PyMAF/CLIFF and
+            Meta-HMR's main network, "model_aux" for Meta-HMR's auxiliary network,
+            None = detect).
+    """
+    obj = read_checkpoint_file(path)
+    sd, used = extract_state_dict(obj, entry, str(path))
+    report = load_state_dict_strict(model, sd, source=str(path))
+    report.entry, report.metadata = used, _metadata(obj)
+    model.weights_trained = True
+    _check_body_consistency(model)
+    return report
+
+
+def load_spin_checkpoint(model: nn.Module, path) -> LoadReport:
+    """SPIN's `data/model_checkpoint.pt` → an `HMR` model (`checkpoint['model']`)."""
+    return load_official_checkpoint(model, path, "model")
+
+
+def load_pymaf_checkpoint(model: nn.Module, path) -> LoadReport:
+    """PyMAF's `PyMAF_model_checkpoint.pt` → a `PyMAF(layout='official')` on the SMPL body."""
+    return load_official_checkpoint(model, path, "model")
+
+
+def load_cliff_checkpoint(model: nn.Module, path) -> LoadReport:
+    """CLIFF's `res50-*.pt` / `hr48-*.pt` → a `CLIFF` model (`['model']`, `module.` stripped)."""
+    return load_official_checkpoint(model, path, "model")
+
+
+def load_meta_hmr_checkpoint(model: nn.Module, path, which: str = "model") -> LoadReport:
+    """Meta-HMR checkpoint: `which="model"` (main network) or `"model_aux"` (auxiliary
+    network, CLIFF's official layout for the CLIFF variants)."""
+    if which not in ("model", "model_aux"):
+        raise ValueError(f"which must be 'model' or 'model_aux', got {which!r}")
+    return load_official_checkpoint(model, path, which)
+
+
+def _check_body_consistency(model: nn.Module) -> None:
+    """Warn when PyMAF's embedded SMPL template differs from the body used for meshes."""
+    body = model.__dict__.get("body")
+    smpl = getattr(getattr(model, "regressor", [None])[0], "smpl", None) if hasattr(model, "regressor") else None
+    if body is None or smpl is None:
+        return
+    from .smpl_buffers import _body_array
+    template = _body_array(body, "v_template")
+    if template is not None and template.shape == smpl.v_template.shape:
+        if not torch.allclose(template.float(), smpl.v_template.cpu().float(), atol=1e-4):
+            warnings.warn("the checkpoint's embedded SMPL template differs from the body model in use; "
+                          "meshes are computed with the body model (check that it is the 10-PC SMPL)")
+
+
+# --------------------------------------------------------------------------- project files
+def _json_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
+                    trained: bool | None = None) -> Path:
+    """Save `model` as safetensors + a JSON sidecar (`<path>.json` with suffix replaced),
+    each written atomically (temporary file + os.replace).
+
+    The description — format, architecture (registry name), model config, body name,
+    trained flag and the caller's `config` (training notes, data, …) — is stored both in the
+    safetensors metadata (the source of truth) and in the readable sidecar.
+
+    Args:
+        model: a model built by ``core.models.create_model`` (it carries `model_config`).
+        path: target file, conventionally `*.safetensors`.
+        config: free-form JSON-serialisable information (e.g. {"notes": ..., "epochs": ...}).
+        trained: overrides `model.weights_trained` in the description.
+    Returns:
+        the path written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model_config = getattr(model, "model_config", None)
+    if not model_config or "name" not in model_config:
+        raise ValueError("save_checkpoint: the model has no `model_config` (build it with "
+                         "core.models.create_model so it can be rebuilt when loading)")
+    body = model.__dict__.get("body")
+    description = {
+        "format": PROJECT_FORMAT,
+        "architecture": model_config["name"],
+        "model_config": {k: v for k, v in model_config.items() if k != "name"},
+        "body": getattr(body, "name", None),
+        "weights_trained": bool(getattr(model, "weights_trained", False) if trained is None else trained),
+        "config": dict(config or {}),
+    }
+    text = json.dumps(description, indent=2, sort_keys=True, default=str)
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hmr_studio": text}))
+    _atomic_write(_json_path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    return path
+
+
+def read_project_config(path) -> dict:
+    """The description stored with a project checkpoint (safetensors metadata, else sidecar)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(f"could not read {path} as safetensors (truncated or not a project "
+                              f"checkpoint?): {type(exc).__name__}: {exc}") from exc
+    text = meta.get("hmr_studio")
+    if text is None and _json_path(path).is_file():
+        text = _json_path(path).read_text()
+    if text is None:
+        raise CheckpointError(f"{path} has no HMR Studio description (metadata 'hmr_studio' or a "
+                              f"{_json_path(path).name} sidecar)")
+    description = json.loads(text)
+    if description.get("format") != PROJECT_FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {description.get('format')!r}")
+    return description
+
+
+def load_project_checkpoint(path, body=None, **overrides) -> nn.Module:
+    """Rebuild and load a model saved by :func:`save_checkpoint`.
+
+    Args:
+        path: the `.safetensors` file.
+        body: the body to build on; None loads the one named in the checkpoint (the open
+            body works without arguments; "smpl" needs `body=load_body("smpl", data_dir=...)`).
+        overrides: model-config entries to change (e.g. n_iter).
+    Returns:
+        the model, `weights_trained` as recorded, `checkpoint_config` = the description.
+    """
+    from safetensors.torch import load_file
+
+    from .registry import create_model
+
+    description = read_project_config(path)
+    body_name = description.get("body")
+    if body is None and body_name is not None:
+        from core.body import load_body
+        try:
+            body = load_body(body_name)
+        except Exception as exc:
+            raise CheckpointError(f"{path} was saved with the '{body_name}' body; pass it explicitly "
+                                  f"(body=load_body('{body_name}', ...)): {exc}") from exc
+    elif body is not None and body_name is not None and getattr(body, "name", body_name) != body_name:
+        raise CheckpointError(f"{path} was saved with the '{body_name}' body, got a '{body.name}' body")
+    cfg = {**description.get("model_config", {}), **overrides}
+    model = create_model(description["architecture"], body=body, **cfg)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"could not read the tensors of {path}: {type(exc).__name__}: {exc}") from exc
+    load_state_dict_strict(model, state, source=str(path))
+    model.weights_trained = bool(description.get("weights_trained", False))
+    model.checkpoint_config = description
+    return model
