@@ -211,6 +211,13 @@ def part_colours():
 # downsampling chain
 # --------------------------------------------------------------------------------------
 
+def adjacency_matrix(faces, n):
+    """Symmetric (n,n) 0/1 vertex adjacency (scipy CSR) of a triangle mesh."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    A = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    return ((A + A.T) > 0).astype(np.float64).tocsr()
+
+
 def downsample_level(v, f, target_faces, decimate, closest_point_barycentric):
     """Coarse mesh whose vertices are a subset of ``v``: (ids, coarse faces, U (n_fine, n_c))."""
     from scipy.spatial import cKDTree

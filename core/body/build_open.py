@@ -220,13 +220,6 @@ def fit_sparse_regressor(X: np.ndarray, Y: np.ndarray, candidates: np.ndarray, s
     return row
 
 
-def adjacency(faces, n):
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    A = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    A = ((A + A.T) > 0).astype(np.float32)
-    return A.tocsr()
-
-
 # --------------------------------------------------------------------------------------
 # the build
 # --------------------------------------------------------------------------------------

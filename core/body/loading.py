@@ -150,7 +150,13 @@ def load_smpl_dir(folder: Path, gender: str = "neutral") -> BodyModel:
     h36m = _find(folder, ["J_regressor_h36m.npy"])
     if h36m is not None:
         aux["J_regressor_h36m"] = np.load(h36m, allow_pickle=False).astype(np.float32)
-    aux["vertex_keypoint_ids"] = np.array(SMPL_VERTEX_KEYPOINT_IDS, dtype=np.int64)
+    if "vertex_keypoint_ids" in arrays:          # written by core.body.export (open body)
+        aux["vertex_keypoint_ids"] = np.asarray(arrays["vertex_keypoint_ids"], np.int64)
+    elif nv == 6890:
+        aux["vertex_keypoint_ids"] = np.array(SMPL_VERTEX_KEYPOINT_IDS, dtype=np.int64)
+    else:
+        raise ValueError(f"{model_path}: {nv} vertices but no 'vertex_keypoint_ids'; SMPL's "
+                         "OpenPose vertex ids only apply to the 6,890-vertex SMPL mesh")
     mp = _find(folder, ["smpl_mean_params.npz"])
     if mp is not None:
         with np.load(mp, allow_pickle=False) as d:

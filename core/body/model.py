@@ -49,7 +49,9 @@ def _rot_input(x: torch.Tensor | None, n_joints: int, batch: int, ref: torch.Ten
     if x is None:
         return torch.eye(3, dtype=ref.dtype, device=ref.device).expand(batch, n_joints, 3, 3)
     x = torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
-    if x.shape[-2:] == (3, 3):
+    if x.dim() >= 3 and x.shape[-2:] == (3, 3):     # (B,n,3,3) or (B,3,3) for one joint
+        if x[0].numel() != n_joints * 9:
+            raise ValueError(f"{name}: expected (B,{n_joints},3,3) matrices, got {tuple(x.shape)}")
         return x.reshape(x.shape[0], n_joints, 3, 3)
     if x.dim() == 2 and x.shape[1] == n_joints * 3:
         return _axis_angle_to_rotmat(x.reshape(-1, 3)).reshape(x.shape[0], n_joints, 3, 3)

@@ -42,3 +42,5 @@ __all__ = [
     "FeatureSummary", "IUVPrediction", "PyMAF", "PyMAFLevel", "PyMAFOutput", "feature_summary",
     "create_model", "list_models", "register_model",
 ]
+
+from . import registered_methods  # noqa: E402,F401  (registers "hmr", "pymaf", "cliff" in core.methods)

@@ -261,21 +261,22 @@ def _hints(model_sd: Mapping, ckpt_sd: Mapping, missing, unexpected, mismatched)
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = "",
-                           ignore: Iterable[str] = ()) -> LoadReport:
+                           optional: Iterable[str] = ()) -> LoadReport:
     """Load with exact key and shape checking.
 
     A `module.` prefix on every key is stripped; BatchNorm `num_batches_tracked` entries
-    absent from old files are filled from the model; keys matching any regex in `ignore`
-    are skipped on both sides. Anything else raises :class:`CheckpointMismatch` listing
+    absent from old files are filled from the model. Keys matching a regex in `optional`
+    may be absent on either side (they are loaded when both have them, otherwise listed in
+    `LoadReport.ignored`). Anything else raises :class:`CheckpointMismatch` listing
     missing/unexpected keys and shape mismatches grouped by prefix, with known causes.
     """
     sd, stripped = _strip_prefix(dict(state_dict))
-    patterns = [re.compile(p) for p in ignore]
-    skip = lambda k: any(p.fullmatch(k) for p in patterns)  # noqa: E731
+    patterns = [re.compile(p) for p in optional]
+    is_optional = lambda k: any(p.fullmatch(k) for p in patterns)  # noqa: E731
     model_sd = model.state_dict()
-    ignored = sorted(k for k in set(sd) | set(model_sd) if skip(k))
-    sd = {k: v for k, v in sd.items() if not skip(k)}
-    wanted = {k: v for k, v in model_sd.items() if not skip(k)}
+    ignored = sorted(k for k in set(sd) ^ set(model_sd) if is_optional(k))
+    sd = {k: v for k, v in sd.items() if k not in ignored}
+    wanted = {k: v for k, v in model_sd.items() if k not in ignored}
     filled = [k for k in wanted if k not in sd and k.endswith("num_batches_tracked")]
     for k in filled:
         sd[k] = wanted[k]
@@ -286,11 +287,10 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = 
     if missing or unexpected or mismatched:
         raise CheckpointMismatch(missing, unexpected, mismatched, source,
                                  _hints(wanted, sd, missing, unexpected, mismatched))
-    result = model.load_state_dict(sd, strict=not ignored)
-    if ignored:  # only the ignored keys may be reported by torch
-        bad = [k for k in list(result.missing_keys) + list(result.unexpected_keys) if not skip(k)]
-        if bad:
-            raise CheckpointMismatch(bad, [], [], source)
+    result = model.load_state_dict(sd, strict=False)
+    left = [k for k in list(result.missing_keys) + list(result.unexpected_keys) if k not in ignored]
+    if left:  # cannot happen after the checks above, unless the model is inconsistent
+        raise CheckpointMismatch(list(result.missing_keys), list(result.unexpected_keys), [], source)
     return LoadReport(source=str(source), entry=None, num_tensors=len(sd), filled=filled,
                       ignored=ignored, stripped_prefix=stripped)
 

@@ -27,7 +27,7 @@ def load_torchvision_weights(model: nn.Module, path) -> LoadReport:
     target = target if isinstance(target, nn.Module) else model
     obj = read_checkpoint_file(path)
     sd, entry = extract_state_dict(obj, None, str(path))
-    report = load_state_dict_strict(target, sd, source=str(path), ignore=_CLASSIFIER_KEYS)
+    report = load_state_dict_strict(target, sd, source=str(path), optional=_CLASSIFIER_KEYS)
     report.entry = entry
     model.backbone_pretrained = str(path)
     return report

@@ -1,0 +1,139 @@
+"""The regressors as ``core.methods`` methods: "hmr", "pymaf", "cliff".
+
+Each builder makes the model on a body (the embedded open body by default, or the user's
+SMPL folder), optionally loads weights — an official checkpoint (`.pt`/`.pth`) or a project
+checkpoint (`.safetensors`) — and returns a method whose ``run(inputs)`` gives a Trace.
+Without weights the Trace says so (`meta["weights_trained"] = False`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from core.methods import MethodInputs, ProgressFn, register_method
+from core.trace import Trace
+
+from .checkpoints import CheckpointError, load_official_checkpoint, load_project_checkpoint
+from .registry import create_model
+from .trace_adapters import cliff_trace, hmr_trace, pymaf_trace
+
+__all__ = ["RegressorMethod", "build_hmr", "build_pymaf", "build_cliff"]
+
+
+class RegressorMethod:
+    """A regressor wrapped as a method: ``run(inputs, progress=None) -> Trace``."""
+
+    def __init__(self, model: torch.nn.Module, run_fn: Callable[[torch.nn.Module, MethodInputs], Trace]):
+        self.model = model
+        self._run_fn = run_fn
+
+    def run(self, inputs: MethodInputs, progress: Optional[ProgressFn] = None) -> Trace:
+        if progress is not None:
+            progress(0.0, "regressing")
+        trace = self._run_fn(self.model, inputs)
+        if progress is not None:
+            progress(1.0, "done")
+        return trace
+
+
+def _body(body, smpl_dir):
+    from core.body import load_body
+
+    if smpl_dir is not None:
+        return load_body("smpl", data_dir=smpl_dir)
+    return load_body(body) if isinstance(body, str) else body
+
+
+def _model(name: str, body, checkpoint, device, **cfg) -> torch.nn.Module:
+    if checkpoint is not None and Path(checkpoint).suffix == ".safetensors":
+        model = load_project_checkpoint(checkpoint, body=body)
+        if model.model_config["name"] != name:
+            raise CheckpointError(f"{checkpoint} holds a '{model.model_config['name']}' model, "
+                                  f"this method needs '{name}'")
+    else:
+        model = create_model(name, body=body, **cfg)
+        if checkpoint is not None:
+            load_official_checkpoint(model, checkpoint)
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def _meta(checkpoint) -> dict:
+    return {"checkpoint": str(checkpoint)} if checkpoint is not None else {}
+
+
+def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None) -> RegressorMethod:
+    """HMR/SPIN regressor. `checkpoint`: SPIN's `model_checkpoint.pt` (needs the SMPL body:
+    `smpl_dir=`) or a project `.safetensors`."""
+    model = _model("hmr", _body(body, smpl_dir), checkpoint, device)
+
+    def run(m, inputs: MethodInputs) -> Trace:
+        return hmr_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
+                         bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=_meta(checkpoint))
+    return RegressorMethod(model, run)
+
+
+def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device=None) -> RegressorMethod:
+    """PyMAF. `layout` defaults to "official" on SMPL (so `PyMAF_model_checkpoint.pt` loads)
+    and "project" on the open body."""
+    b = _body(body, smpl_dir)
+    layout = layout or ("official" if getattr(b, "name", None) == "smpl" else "project")
+    model = _model("pymaf", b, checkpoint, device, layout=layout)
+
+    def run(m, inputs: MethodInputs) -> Trace:
+        return pymaf_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
+                           bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=_meta(checkpoint))
+    return RegressorMethod(model, run)
+
+
+def cliff_box(inputs: MethodInputs, aspect_ratio: float = 192 / 256) -> tuple[np.ndarray, float]:
+    """CLIFF's 256×192 box: around the 24 GT keypoints (conf > 0) as Meta-HMR does
+    (side = max(w/aspect, h) × 1.2), else the input box's centre and scale (its side
+    becomes the crop height)."""
+    from core.geometry import bbox_from_keypoints
+
+    kp = inputs.keypoints_full
+    if kp is not None and (kp[25:, 2] > 0).sum() >= 2:
+        try:
+            return bbox_from_keypoints(kp[25:], conf_thresh=0.0, rescale=1.2, aspect_ratio=aspect_ratio)
+        except ValueError:
+            pass
+    return np.asarray(inputs.center, np.float64), float(inputs.scale)
+
+
+def build_cliff(body="open", smpl_dir=None, checkpoint=None, backbone: str = "hrnet_w48",
+                device=None) -> RegressorMethod:
+    """CLIFF (`backbone` "hrnet_w48" or "resnet50"). `checkpoint`: CLIFF's `hr48-*.pt` /
+    `res50-*.pt` (SMPL body) or a project `.safetensors`."""
+    name = {"hrnet_w48": "cliff_hrnet48", "resnet50": "cliff_res50"}.get(backbone)
+    if name is None:
+        raise ValueError(f"CLIFF backbone must be 'hrnet_w48' or 'resnet50', got {backbone!r}")
+    model = _model(name, _body(body, smpl_dir), checkpoint, device)
+
+    def run(m, inputs: MethodInputs) -> Trace:
+        from core.geometry import crop_image, points_to_crop
+
+        center, scale = cliff_box(inputs)
+        crop = crop_image(inputs.image, center, scale, m.input_size)
+        target = None
+        if inputs.keypoints_full is not None:
+            xy = points_to_crop(inputs.keypoints_full[:, :2], center, scale, m.input_size)
+            target = np.concatenate([xy, inputs.keypoints_full[:, 2:]], axis=1)
+        return cliff_trace(m, crop, center, scale, inputs.image.shape[:2], target_keypoints=target,
+                           meta=_meta(checkpoint))
+    return RegressorMethod(model, run)
+
+
+def _register(name, builder, description, family) -> None:
+    try:
+        register_method(name, builder=builder, description=description, family=family)
+    except ValueError:  # already registered (module reloaded, or another provider)
+        pass
+
+
+_register("hmr", build_hmr, "HMR/SPIN regressor: ResNet-50, 3 IEF iterations", "spin")
+_register("pymaf", build_pymaf, "PyMAF: mesh-aligned feedback over a 14/28/56 feature pyramid", "pymaf")
+_register("cliff", build_cliff, "CLIFF: HMR with bounding-box information and a full-frame camera", "cliff")
