@@ -131,8 +131,8 @@ class BodyModel(nn.Module):
         self.register_buffer("spin49_index", torch.as_tensor(src, dtype=torch.long))
         needed = np.union1d(kp_ids, extra_support)
         self.register_buffer("joint_vertex_ids", torch.as_tensor(needed))
-        self._kp_pos = torch.as_tensor(np.searchsorted(needed, kp_ids))
-        self._extra_pos = torch.as_tensor(np.searchsorted(needed, extra_support))
+        self.register_buffer("_kp_pos", torch.as_tensor(np.searchsorted(needed, kp_ids)))
+        self.register_buffer("_extra_pos", torch.as_tensor(np.searchsorted(needed, extra_support)))
 
     # ------------------------------------------------------------------ attributes
     @property
