@@ -79,14 +79,23 @@ def read_checkpoint_file(path) -> object:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for damaged files
         text = f"{type(exc).__name__}: {exc}"
-        if "weights_only" in text or "Unsupported global" in text or "UnpicklingError" in type(exc).__name__:
+        if "Unsupported global" in text:
             raise CheckpointError(
                 f"{path} holds Python objects other than tensors and plain containers, so it was "
                 f"not unpickled (safe loading, weights_only=True). Re-save only the state dict "
-                f"(torch.save({{'model': model.state_dict()}}, ...)). Detail: {text[:300]}") from exc
+                f"(torch.save({{'model': model.state_dict()}}, ...)). Detail: {_pickle_detail(text)}") from exc
         raise CheckpointError(
             f"could not read checkpoint {path} ({size:,} bytes): the file looks truncated or "
-            f"corrupt (an interrupted download?). Download it again. Detail: {text[:300]}") from exc
+            f"corrupt (an interrupted download?), or not a PyTorch checkpoint. Download it again. "
+            f"Detail: {_pickle_detail(text)}") from exc
+
+
+def _pickle_detail(text: str) -> str:
+    """The informative line of torch's long weights_only error."""
+    for line in text.splitlines():
+        if line.startswith(("Unsupported global", "Unsupported operand")) or "GLOBAL" in line:
+            return line.strip()[:300]
+    return text[:300]
 
 
 def _is_state_dict(obj) -> bool:
@@ -199,8 +208,13 @@ def _summarise(keys: list[str], limit: int = 16) -> list[str]:
     out = []
     for top, ks in by_top.items():
         sub = _group(ks)
+        if len(sub) == 1:
+            out.append(sub[0])
+            continue
         example = ", ".join(sub[:2]) + (", …" if len(sub) > 2 else "")
         out.append(f"{top}.* — {len(ks)} keys (e.g. {example})")
+    if len(out) > limit:
+        out = out[: limit - 1] + [f"… and {len(out) - limit + 1} more groups"]
     return out
 
 
@@ -277,7 +291,8 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping, source: str = 
     ignored = sorted(k for k in set(sd) ^ set(model_sd) if is_optional(k))
     sd = {k: v for k, v in sd.items() if k not in ignored}
     wanted = {k: v for k, v in model_sd.items() if k not in ignored}
-    filled = [k for k in wanted if k not in sd and k.endswith("num_batches_tracked")]
+    filled = [k for k in wanted if k not in sd and k.endswith("num_batches_tracked")
+              and k[: -len("num_batches_tracked")] + "running_mean" in sd]
     for k in filled:
         sd[k] = wanted[k]
     missing = [k for k in wanted if k not in sd]

@@ -158,8 +158,9 @@ def feature_summary(fmap: torch.Tensor) -> FeatureSummary:
         B, C, H, W = fmap.shape
         x = fmap.detach().float().reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
         x = x - x.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (B, k, C)
-        comps = vh[:, :3]
+        x64 = x.double()
+        _, vecs = torch.linalg.eigh(x64.transpose(1, 2) @ x64)  # (C, C) scatter, ascending
+        comps = vecs[:, :, -3:].flip(-1).transpose(1, 2).to(x.dtype)  # (B, 3, C) leading axes
         flip = torch.sign(comps.gather(2, comps.abs().argmax(dim=2, keepdim=True)))
         proj = x @ (comps * flip).transpose(1, 2)  # (B, HW, 3)
         lo = proj.amin(dim=1, keepdim=True)

@@ -72,59 +72,69 @@ def _image_size(image_size) -> Tuple[int, int]:
     return h, w
 
 
-def _pair_log_terms(tri: torch.Tensor, wtri: Optional[torch.Tensor], valid: torch.Tensor,
-                    pix: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Σ over faces of log(1 − w·D) for one chunk.
+def _pair_log_terms(tri: torch.Tensor, wtri: Optional[torch.Tensor], px: torch.Tensor,
+                    py: torch.Tensor, sigma: float) -> torch.Tensor:
+    """log(1 − w·D) for M (face, pixel-block) pairs.
 
     Args:
-        tri: (B, T, k, 3, 2) triangle corners; wtri: (B, T, k, 3) or None.
-        valid: (B, T, k) bool, False for padding entries.
-        pix: (T, P, 2) pixel centres of each tile.
+        tri: (M, 3, 2) triangle corners; wtri: (M, 3) corner weights or None.
+        px, py: (M, P) pixel-centre coordinates of each pair's pixel block.
     Returns:
-        (B, T, P).
+        (M, P).
     """
-    p = pix[None, :, None]                                    # (1, T, 1, P, 2)
-    corners = [tri[..., i, None, :] for i in range(3)]        # (B, T, k, 1, 2) each
-    d2_edges, t_edges, cross_edges = [], [], []
+    # orient every triangle counter-clockwise in (x, y) (swap corners 1, 2 where the signed
+    # area is negative) so that "inside" is simply "all three edge functions > 0"
+    area2 = ((tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1])
+             - (tri[:, 1, 1] - tri[:, 0, 1]) * (tri[:, 2, 0] - tri[:, 0, 0]))[:, None]  # (M, 1)
+    flip = area2 < 0
+    swapped = tri[:, [0, 2, 1]]
+    tri = torch.where(flip[:, :, None], swapped, tri)
+    area2 = area2.abs()
+    if wtri is not None:
+        wtri = torch.where(flip, wtri[:, [0, 2, 1]], wtri)
+    cx = [tri[:, i, 0:1] for i in range(3)]                   # (M, 1) each
+    cy = [tri[:, i, 1:2] for i in range(3)]
+    ws = [wtri[:, i:i + 1] for i in range(3)] if wtri is not None else None
+
+    d2 = t_near = w_start = w_end = None
+    inside = None
+    cross_edges = []
     for i in range(3):
-        p0, p1 = corners[i], corners[(i + 1) % 3]
-        e = p1 - p0
-        rel = p - p0                                          # (B, T, k, P, 2)
-        ee = (e * e).sum(-1).clamp_min(1e-12)
-        t = ((rel * e).sum(-1) / ee).clamp(0.0, 1.0)          # (B, T, k, P)
-        diff = rel - t[..., None] * e
-        d2_edges.append((diff * diff).sum(-1))
-        t_edges.append(t)
-        cross_edges.append(e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0])
-    d2_all = torch.stack(d2_edges, -1)                        # (B, T, k, P, 3)
-    d2, nearest = d2_all.min(-1)
-    e0 = corners[1] - corners[0]
-    e2 = corners[2] - corners[0]
-    area2 = (e0[..., 0] * e2[..., 1] - e0[..., 1] * e2[..., 0])  # (B, T, k, 1)
-    sgn = torch.sign(area2)
-    inside = ((cross_edges[0] * sgn > 0) & (cross_edges[1] * sgn > 0)
-              & (cross_edges[2] * sgn > 0) & (area2 != 0))
-    x = torch.where(inside, d2, -d2) / sigma
-    if wtri is None:
-        term = -F_.softplus(x)
-    else:
-        wa, wb, wc = (wtri[..., i, None] for i in range(3))   # (B, T, k, 1)
-        safe_area = torch.where(area2 != 0, area2, torch.ones_like(area2))
-        # barycentrics of the pixel: corner i's weight is the edge function of the opposite edge
-        w_in = (cross_edges[1] * wa + cross_edges[2] * wb + cross_edges[0] * wc) / safe_area
-        t = torch.stack(t_edges, -1).gather(-1, nearest[..., None])[..., 0]
-        w_start = torch.stack([wa, wb, wc], -1).expand(*t.shape, 3).gather(-1, nearest[..., None])[..., 0]
-        w_end = torch.stack([wb, wc, wa], -1).expand(*t.shape, 3).gather(-1, nearest[..., None])[..., 0]
-        w_out = (1.0 - t) * w_start + t * w_end
-        w = torch.where(inside, w_in, w_out).clamp(0.0, 1.0)
-        term = torch.log((1.0 - w) + w * torch.sigmoid(-x.clamp(max=_X_MAX)))
-    term = torch.where(valid[..., None], term, torch.zeros_like(term))
-    return term.sum(2)
+        j = (i + 1) % 3
+        ex, ey = cx[j] - cx[i], cy[j] - cy[i]                 # (M, 1)
+        inv_len2 = 1.0 / (ex * ex + ey * ey).clamp_min(1e-12)
+        rx, ry = px - cx[i], py - cy[i]                       # (M, P)
+        t = ((rx * ex + ry * ey) * inv_len2).clamp(0.0, 1.0)
+        dx, dy = rx - t * ex, ry - t * ey
+        d2_i = dx * dx + dy * dy
+        cross = ex * ry - ey * rx
+        cross_edges.append(cross)
+        inside = cross > 0 if inside is None else inside & (cross > 0)
+        if d2 is None:
+            d2, t_near = d2_i, t
+            if ws is not None:
+                w_start, w_end = ws[i].expand_as(t), ws[j].expand_as(t)
+        else:
+            closer = d2_i < d2
+            d2 = torch.where(closer, d2_i, d2)
+            if ws is not None:
+                t_near = torch.where(closer, t, t_near)
+                w_start = torch.where(closer, ws[i], w_start)
+                w_end = torch.where(closer, ws[j], w_end)
+    x = d2 * torch.where(inside, 1.0 / sigma, -1.0 / sigma)
+    if ws is None:
+        return -F_.softplus(x)
+    safe_area = torch.where(area2 > 0, area2, torch.ones_like(area2))
+    # barycentrics of the pixel: corner i's weight is the edge function of the opposite edge
+    w_in = (cross_edges[1] * ws[0] + cross_edges[2] * ws[1] + cross_edges[0] * ws[2]) / safe_area
+    w_out = w_start + t_near * (w_end - w_start)
+    w = torch.where(inside, w_in, w_out).clamp(0.0, 1.0)
+    return torch.log((1.0 - w) + w * torch.sigmoid(-x.clamp(max=_X_MAX)))
 
 
 def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.0,
-                    vertex_weights: Optional[torch.Tensor] = None, *, tile_size: Optional[int] = 8,
-                    prune_eps: float = 1e-8, max_elements: int = 1 << 21,
+                    vertex_weights: Optional[torch.Tensor] = None, *, tile_size: Optional[int] = 4,
+                    prune_eps: float = 1e-6, max_elements: Optional[int] = None,
                     use_checkpoint: Optional[bool] = None) -> torch.Tensor:
     """Differentiable soft silhouette ``1 − ∏_j (1 − w_j D_j)`` (see module docstring).
 
@@ -136,10 +146,11 @@ def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.
         sigma: SoftRas sharpness σ in pixel² (smaller = sharper); D = sigmoid(±d²/σ).
         vertex_weights: (B, V) per-vertex visibility weights in [0, 1], or None (all 1).
         tile_size: tile side in pixels for face pruning; None disables pruning (every face
-            against every pixel, same result up to ``prune_eps`` per face).
-        prune_eps: faces whose influence on a whole tile is below this are skipped.
+            against every pixel).
+        prune_eps: a face is skipped for a tile where its influence is below this
+            everywhere (the silhouette changes by at most about prune_eps × faces skipped).
         max_elements: face–pixel pairs evaluated per chunk (bounds peak memory: roughly
-            40 tensors of this many elements live per chunk).
+            40 tensors of this many elements live per chunk); None → 2²¹ on CPU, 2²⁴ on GPU.
         use_checkpoint: recompute chunks in backward to save memory; None → when grad is needed.
     Returns:
         (B, H, W) silhouette in [0, 1], same dtype/device as ``points2d``.
@@ -163,6 +174,8 @@ def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.
         vertex_weights = vertex_weights.to(dtype)
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0 (pixel²), got {sigma}")
+    if not 0 < prune_eps < 0.5:
+        raise ValueError(f"prune_eps must be in (0, 0.5), got {prune_eps}")
     H, W = _image_size(image_size)
     Fn = faces.shape[0]
     if Fn == 0:
@@ -175,48 +188,45 @@ def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.
     ys = torch.arange(nty * ts_h, device=device, dtype=dtype) + 0.5
     xs = torch.arange(ntx * ts_w, device=device, dtype=dtype) + 0.5
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], -1)                                       # (Hp, Wp, 2)
-    pix = grid.reshape(nty, ts_h, ntx, ts_w, 2).permute(0, 2, 1, 3, 4).reshape(T, P, 2)
+    tile_px = gx.reshape(nty, ts_h, ntx, ts_w).permute(0, 2, 1, 3).reshape(T, P)
+    tile_py = gy.reshape(nty, ts_h, ntx, ts_w).permute(0, 2, 1, 3).reshape(T, P)
 
     tri = points2d[:, faces]                                               # (B, F, 3, 2)
     wtri = vertex_weights[:, faces] if vertex_weights is not None else None  # (B, F, 3)
 
-    if T == 1:
-        idx = torch.arange(Fn, device=device).expand(B, 1, Fn)
-        valid = torch.ones(B, 1, Fn, dtype=torch.bool, device=device)
-    else:
-        with torch.no_grad():
+    # candidate (batch, tile, face) triples
+    with torch.no_grad():
+        if T == 1:
+            overlap = torch.ones(B, 1, Fn, dtype=torch.bool, device=device)
+        else:
             radius = math.sqrt(sigma * math.log(1.0 / prune_eps))
             lo = tri.amin(2) - radius                                      # (B, F, 2)
             hi = tri.amax(2) + radius
-            tile_lo = pix[:, 0]                                            # (T, 2) first centre
-            tile_hi = pix[:, -1]                                           # (T, 2) last centre
+            tile_lo = torch.stack([tile_px[:, 0], tile_py[:, 0]], -1)     # (T, 2) first centre
+            tile_hi = torch.stack([tile_px[:, -1], tile_py[:, -1]], -1)   # (T, 2) last centre
             overlap = ((hi[:, None] >= tile_lo[None, :, None]) & (lo[:, None] <= tile_hi[None, :, None])).all(-1)
-            kmax = max(int(overlap.sum(-1).max()), 1)                      # (B, T, F) → K
-            order = torch.sort(overlap.to(torch.uint8), dim=-1, descending=True, stable=True).indices
-            idx = order[..., :kmax]                                        # (B, T, K)
-            valid = overlap.gather(-1, idx)
-    K = idx.shape[-1]
-    chunk = max(1, min(K, max_elements // max(1, B * T * P)))
+        pairs = overlap.nonzero()                                          # (M, 3): b, t, f
     if use_checkpoint is None:
         use_checkpoint = torch.is_grad_enabled() and (points2d.requires_grad or (
             vertex_weights is not None and vertex_weights.requires_grad))
-    bidx = torch.arange(B, device=device)[:, None, None]
 
-    def run_chunk(tri_all, w_all, idx_c, valid_c):
-        tri_c = tri_all[bidx, idx_c]                                       # (B, T, k, 3, 2)
-        w_c = w_all[bidx, idx_c] if w_all is not None else None
-        return _pair_log_terms(tri_c, w_c, valid_c, pix, sigma)
+    def run_chunk(tri_all, w_all, pairs_c):
+        b, t, f = pairs_c.unbind(1)
+        w_c = w_all[b, f] if w_all is not None else None
+        return _pair_log_terms(tri_all[b, f], w_c, tile_px[t], tile_py[t], sigma)
 
-    log_keep = points2d.new_zeros(B, T, P)
-    for start in range(0, K, chunk):
-        idx_c, valid_c = idx[..., start:start + chunk], valid[..., start:start + chunk]
+    if max_elements is None:
+        max_elements = (1 << 24) if device.type == "cuda" else (1 << 21)
+    chunk = max(1, max_elements // P)
+    log_keep = points2d.new_zeros(B * T, P)
+    for start in range(0, pairs.shape[0], chunk):
+        pairs_c = pairs[start:start + chunk]
         if use_checkpoint:
-            part = checkpoint(run_chunk, tri, wtri, idx_c, valid_c, use_reentrant=False)
+            part = checkpoint(run_chunk, tri, wtri, pairs_c, use_reentrant=False)
         else:
-            part = run_chunk(tri, wtri, idx_c, valid_c)
-        log_keep = log_keep + part
-    sil = 1.0 - torch.exp(log_keep)                                        # (B, T, P)
+            part = run_chunk(tri, wtri, pairs_c)
+        log_keep = log_keep.index_add(0, pairs_c[:, 0] * T + pairs_c[:, 1], part)
+    sil = 1.0 - torch.exp(log_keep)                                        # (B·T, P)
     sil = sil.reshape(B, nty, ntx, ts_h, ts_w).permute(0, 1, 3, 2, 4).reshape(B, nty * ts_h, ntx * ts_w)
     return sil[:, :H, :W]
 

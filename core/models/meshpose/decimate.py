@@ -152,8 +152,8 @@ def decimate_half_edge(verts, faces, target_vertices: int, importance=None, char
     Args:
         verts: (N, 3) vertex positions (e.g. the body template, metres).
         faces: (F, 3) triangles of a closed 2-manifold.
-        target_vertices: number of vertices to keep (reached exactly without ``mirror``; with
-            it, possibly one more when the last collapse has to be a pair).
+        target_vertices: number of vertices to keep (with ``mirror``, when one vertex is
+            left to remove it is taken from the symmetry plane).
         importance: (N,) > 0, multiplies the cost of removing a vertex (default 1).
         charts: (F,) integer face labels (e.g. DensePose parts); collapses keep every face's
             corners inside its label's region (see module docstring). None: no constraint.
@@ -226,8 +226,8 @@ def decimate_half_edge(verts, faces, target_vertices: int, importance=None, char
         mu, mv = int(mirror[u]), int(mirror[v])
         if mu == u or mv == v or {mu, mv} & {u, v}:
             continue  # half on the symmetry plane, or overlapping its mirror: not pairable
-        if not mesh.valid(mu, mv):
-            continue
+        if alive - 2 < target_vertices or not mesh.valid(mu, mv):
+            continue  # a pair would overshoot (wait for a collapse on the plane) or is blocked
         mesh.collapse(u, v)
         if not mesh.valid(mu, mv):
             raise RuntimeError(f"mirrored collapse {mu}->{mv} became invalid after {u}->{v}")

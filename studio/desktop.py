@@ -1,0 +1,325 @@
+"""The desktop 3D window (Open3D ``O3DVisualizer``): a trace's meshes step by step in front
+of the photo.
+
+:func:`build_scene` turns a :class:`~core.trace.Trace` into a list of named Open3D
+geometries — pure data, testable without a window:
+
+* ``photo``: the crop as a textured quad behind the person, placed so that seen from the
+  trace's camera it lines up with the meshes;
+* ``step 007 · SMPLify body 30/100``: one vertex-coloured mesh per (selected) step;
+* ``targets``: the target 2D keypoints as small green spheres on the photo, with a skeleton;
+* ``joints 007``: the step's projected joints as red spheres on the photo.
+
+Everything is in the viewer frame of :mod:`studio.export` (y up, centred on the final mesh).
+
+:func:`run_desktop` opens the window: the steps are on the visualiser's time axis (its time
+slider and ▶ play button step through them; "Previous step"/"Next step" actions in the
+settings panel too) while the photo and targets stay visible; every geometry can be toggled
+in the settings panel. :func:`render_offscreen` renders the same scene to an image without a
+window (Open3D's ``OffscreenRenderer``; needs a working EGL or Vulkan driver — on Debian,
+``mesa-vulkan-drivers``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core.trace import Trace
+
+from .export import image_plane, to_viewer_frame
+from .views import framing_radius, trace_intrinsics, trace_vertex_colors
+
+__all__ = ["SceneItem", "DesktopScene", "build_scene", "render_offscreen", "run_desktop", "select_steps"]
+
+TARGET_RGB = (0.16, 0.78, 0.31)
+PROJECTED_RGB = (0.92, 0.24, 0.2)
+MESH_RGB = (0.62, 0.74, 0.92)
+
+
+@dataclass
+class SceneItem:
+    """One named geometry of the desktop scene.
+
+    Attributes:
+        name: unique name (shown in the settings panel).
+        geometry: an ``open3d.geometry`` TriangleMesh or LineSet.
+        kind: "mesh" (lit, vertex colours), "photo" (unlit, textured), "points" (unlit
+            spheres) or "lines" (unlit line set).
+        group: "photo", "meshes", "keypoints".
+        step: the step index the item belongs to (shown only at that step), None = always.
+        texture: (H, W, 3) uint8 for "photo".
+    """
+
+    name: str
+    geometry: object
+    kind: str
+    group: str
+    step: Optional[int] = None
+    texture: Optional[np.ndarray] = None
+
+
+@dataclass
+class DesktopScene:
+    """The scene graph of a trace: items plus the steps it covers."""
+
+    items: list[SceneItem]
+    steps: list[int]
+    labels: list[str]
+    center: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    def names(self, group: Optional[str] = None) -> list[str]:
+        """Item names (of one group)."""
+        return [it.name for it in self.items if group is None or it.group == group]
+
+    def counts(self) -> dict[str, int]:
+        """Number of items per group."""
+        out: dict[str, int] = {}
+        for it in self.items:
+            out[it.group] = out.get(it.group, 0) + 1
+        return out
+
+    def visible_at(self, step: int) -> list[str]:
+        """Names shown when the window is at ``step``: static items and that step's items."""
+        return [it.name for it in self.items if it.step is None or it.step == step]
+
+    def item(self, name: str) -> SceneItem:
+        for it in self.items:
+            if it.name == name:
+                return it
+        raise KeyError(f"no scene item named {name!r}; items: {self.names()}")
+
+
+def select_steps(n: int, max_steps: int) -> list[int]:
+    """All of ``range(n)`` when short, else ``max_steps`` evenly spaced (first and last kept)."""
+    if n <= max_steps:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, max_steps).round().astype(int).tolist()))
+
+
+def _spheres(points: np.ndarray, radius: float, color) -> object:
+    """One TriangleMesh holding a small sphere at each point (N, 3)."""
+    import open3d as o3d
+
+    unit = o3d.geometry.TriangleMesh.create_sphere(radius=radius, resolution=6)
+    uv = np.asarray(unit.vertices)
+    uf = np.asarray(unit.triangles)
+    verts = (points[:, None, :] + uv[None]).reshape(-1, 3)
+    faces = (uf[None] + (np.arange(len(points)) * len(uv))[:, None, None]).reshape(-1, 3)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(verts), o3d.utility.Vector3iVector(faces))
+    mesh.paint_uniform_color(color)
+    mesh.compute_vertex_normals()
+    return mesh
+
+
+def _lines(points: np.ndarray, edges, color) -> Optional[object]:
+    import open3d as o3d
+
+    if not edges:
+        return None
+    ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(points), o3d.utility.Vector2iVector(np.asarray(edges)))
+    ls.paint_uniform_color(color)
+    return ls
+
+
+def _on_plane(uv: np.ndarray, K: np.ndarray, depth: float) -> np.ndarray:
+    """Crop pixels (N, 2) → camera-frame points on the plane Z = depth."""
+    xy = (uv - K[:2, 2]) / np.diag(K)[:2] * depth
+    return np.concatenate([xy, np.full((len(uv), 1), depth)], axis=1)
+
+
+def _keypoint_items(points_px: np.ndarray, ok: np.ndarray, K: np.ndarray, depth: float, center: np.ndarray,
+                    radius: float, color, name: str, step: Optional[int]) -> list[SceneItem]:
+    from core.body.joint_names import BODY25_EDGES
+
+    if not ok.any():
+        return []
+    idx = np.flatnonzero(ok)
+    pts = to_viewer_frame(_on_plane(points_px[idx], K, depth), center).astype(np.float64)
+    items = [SceneItem(name, _spheres(pts, radius, color), "points", "keypoints", step)]
+    if len(points_px) >= 25:
+        pos = {j: k for k, j in enumerate(idx)}
+        edges = [(pos[a], pos[b]) for a, b in BODY25_EDGES if a in pos and b in pos]
+        ls = _lines(pts, edges, color)
+        if ls is not None:
+            items.append(SceneItem(f"{name} skeleton", ls, "lines", "keypoints", step))
+    return items
+
+
+def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool = True,
+                keypoints: bool = True, max_steps: int = 60) -> DesktopScene:
+    """The trace as named Open3D geometries (no window needed).
+
+    Args:
+        trace: the trace.
+        steps: step indices to include; None → up to ``max_steps`` evenly spaced ones.
+        photo: include the crop as a textured quad behind the person.
+        keypoints: include target keypoints and each step's projected joints.
+        max_steps: cap on meshes when ``steps`` is None.
+    Returns:
+        :class:`DesktopScene`.
+    Raises:
+        ValueError: the trace has no steps or no mesh faces.
+    """
+    import open3d as o3d
+
+    if not trace.steps:
+        raise ValueError(f"the trace of {trace.method!r} has no steps")
+    if trace.faces is None:
+        raise ValueError(f"the trace of {trace.method!r} has no mesh faces; nothing to show in 3D")
+    n = len(trace.steps)
+    chosen = select_steps(n, max_steps) if steps is None else sorted({int(s) % n for s in steps})
+    finals = [i for i in chosen if trace.steps[i].vertices is not None and np.isfinite(trace.steps[i].vertices).all()]
+    if not finals:
+        raise ValueError("none of the chosen steps has a finite mesh")
+    ref = trace.steps[finals[-1]].vertices.astype(np.float64)
+    center = (ref.min(0) + ref.max(0)) / 2.0
+    K, _ = trace_intrinsics(trace)
+    zmax = max(float(trace.steps[i].vertices[:, 2].max()) for i in finals)
+    zmin = min(float(trace.steps[i].vertices[:, 2].min()) for i in finals)
+    depth = zmax + 0.05 * (zmax - zmin + 1e-3)
+    radius = 0.012 * 2 * framing_radius(trace)
+    colors = trace_vertex_colors(trace, True)
+    faces = o3d.utility.Vector3iVector(np.asarray(trace.faces, np.int32))
+
+    items: list[SceneItem] = []
+    if photo and trace.crop is not None and depth > 0:
+        plane = image_plane(trace.crop, K, depth)
+        quad = o3d.geometry.TriangleMesh(
+            o3d.utility.Vector3dVector(to_viewer_frame(plane.corners, center).astype(np.float64)),
+            o3d.utility.Vector3iVector(np.array([[0, 3, 2], [0, 2, 1]], np.int32)))
+        # per-corner UVs of triangles (TL, BL, BR) and (TL, BR, TR); Open3D's v grows upwards
+        uv = np.array([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+        quad.triangle_uvs = o3d.utility.Vector2dVector(uv)
+        quad.triangle_material_ids = o3d.utility.IntVector([0, 0])
+        quad.compute_vertex_normals()
+        items.append(SceneItem("photo", quad, "photo", "photo", None, texture=np.ascontiguousarray(trace.crop)))
+    if keypoints and trace.target_keypoints is not None:
+        tk = trace.target_keypoints
+        ok = (tk[:, 2] > 0) & np.isfinite(tk[:, :2]).all(1)
+        items += _keypoint_items(tk[:, :2], ok, K, depth, center, radius, TARGET_RGB, "targets", None)
+    width = len(str(n - 1))
+    for i in chosen:
+        st = trace.steps[i]
+        if st.vertices is None or not np.isfinite(st.vertices).all():
+            continue
+        mesh = o3d.geometry.TriangleMesh(
+            o3d.utility.Vector3dVector(to_viewer_frame(st.vertices, center).astype(np.float64)), faces)
+        if colors is not None:
+            mesh.vertex_colors = o3d.utility.Vector3dVector(colors.astype(np.float64))
+        else:
+            mesh.paint_uniform_color(MESH_RGB)
+        mesh.compute_vertex_normals()
+        items.append(SceneItem(f"step {i:0{width}d} · {st.label}", mesh, "mesh", "meshes", i))
+        if keypoints and st.joints2d is not None:
+            j = st.joints2d[:25] if len(st.joints2d) >= 25 else st.joints2d
+            ok = np.isfinite(j).all(1) & (np.abs(j) < 1e5).all(1)
+            items += _keypoint_items(j, ok, K, depth, center, radius * 0.8, PROJECTED_RGB,
+                                     f"joints {i:0{width}d}", i)
+    return DesktopScene(items, chosen, [trace.steps[i].label for i in chosen], center)
+
+
+def _material(item: SceneItem):
+    import open3d as o3d
+
+    mat = o3d.visualization.rendering.MaterialRecord()
+    if item.kind == "mesh":
+        mat.shader = "defaultLit"
+    elif item.kind == "photo":
+        mat.shader = "defaultUnlit"
+        mat.albedo_img = o3d.geometry.Image(item.texture)
+    elif item.kind == "lines":
+        mat.shader = "unlitLine"
+        mat.line_width = 2.0
+    else:
+        mat.shader = "defaultUnlit"
+    return mat
+
+
+def _camera_for(scene: DesktopScene):
+    """Eye, look-at and up vectors: in front of the person, slightly to the side and above."""
+    meshes = [it for it in scene.items if it.kind == "mesh"]
+    v = np.asarray(meshes[-1].geometry.vertices)
+    size = float((v.max(0) - v.min(0)).max())
+    target = (v.max(0) + v.min(0)) / 2.0
+    eye = target + np.array([0.35, 0.25, 1.0]) * 2.6 * size
+    return eye, target, np.array([0.0, 1.0, 0.0])
+
+
+def render_offscreen(scene: DesktopScene, step: Optional[int] = None, width: int = 640, height: int = 480
+                     ) -> np.ndarray:
+    """Render the scene at ``step`` (default: the last) to an (H, W, 3) uint8 image without a
+    window.
+
+    Raises:
+        RuntimeError: Open3D cannot create an offscreen renderer here (no EGL/Vulkan driver).
+    """
+    import open3d as o3d
+
+    step = scene.steps[-1] if step is None else step
+    r = o3d.visualization.rendering.OffscreenRenderer(width, height)
+    try:
+        r.scene.set_background([0.96, 0.965, 0.975, 1.0])
+        visible = set(scene.visible_at(step))
+        for it in scene.items:
+            if it.name in visible:
+                r.scene.add_geometry(it.name, it.geometry, _material(it))
+        eye, target, up = _camera_for(scene)
+        r.setup_camera(35.0, target, eye, up)
+        return np.asarray(r.render_to_image()).copy()
+    finally:
+        del r
+
+
+def run_desktop(trace: Trace, title: Optional[str] = None, max_steps: int = 60) -> None:
+    """Open the Open3D window on a trace (blocks until it is closed).
+
+    Raises:
+        RuntimeError: no display / graphics driver (the message says what to try).
+    """
+    import open3d as o3d
+
+    scene = build_scene(trace, max_steps=max_steps)
+    gui = o3d.visualization.gui
+    app = gui.Application.instance
+    try:
+        app.initialize()
+    except Exception as e:  # noqa: BLE001 - turn Open3D's driver errors into one clear message
+        raise RuntimeError(f"cannot open an Open3D window here ({e}); use a machine with a display, or the web "
+                           f"studio (python -m studio)") from e
+    vis = o3d.visualization.O3DVisualizer(title or f"HMR Studio — {trace.method}", 1280, 860)
+    vis.show_settings = True
+    vis.show_skybox(False)
+    vis.set_background(np.array([0.96, 0.965, 0.975, 1.0]), None)
+    static = []
+    for it in scene.items:
+        t = float(scene.steps.index(it.step)) if it.step is not None else 0.0
+        vis.add_geometry(it.name, it.geometry, _material(it), group=it.group, time=t)
+        if it.step is None:
+            static.append(it.name)
+    vis.animation_time_step = 1.0
+    vis.animation_frame_delay = 0.25
+
+    def keep_static_visible(v, t: float) -> None:
+        # O3DVisualizer shows an object only at its own time; the photo and targets are for all steps.
+        for name in static:
+            v.scene.show_geometry(name, True)
+        k = int(round(t))
+        if 0 <= k < len(scene.labels):
+            v.title = f"HMR Studio — {trace.method} — step {scene.steps[k]}: {scene.labels[k]}"
+
+    def go(delta: int):
+        def action(v) -> None:
+            v.current_time = float(np.clip(round(v.current_time) + delta, 0, len(scene.steps) - 1))
+        return action
+
+    vis.set_on_animation_frame(keep_static_visible)
+    vis.add_action("Previous step", go(-1))
+    vis.add_action("Next step", go(+1))
+    eye, target, up = _camera_for(scene)
+    vis.setup_camera(35.0, target, eye, up)
+    vis.current_time = float(len(scene.steps) - 1)
+    keep_static_visible(vis, vis.current_time)
+    app.add_window(vis)
+    app.run()

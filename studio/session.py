@@ -1,0 +1,376 @@
+"""Per-visitor state of the web studio and the cache of rendered views.
+
+A :class:`StudioSession` holds the visitor's photo, the detected people, the chosen
+person's method inputs and the traces run on them. Each trace gets a :class:`TraceViews`:
+its step images (overlay, side view, keypoints) rendered once into JPEG files in the
+session's folder — the slider then only hands file paths to the browser — plus the exported
+meshes/parameters, also written once. Rendering of the remaining steps continues on one
+shared background worker after a run, so moving the slider rarely waits for a render.
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from core.trace import Trace
+
+from .export import image_plane, mesh_glb, mesh_obj, scene_glb, step_params_npz
+from .maps import map_panels
+from .shading import DEFAULT_MESH_COLOR
+from .views import (
+    ViewSettings,
+    compare_strip,
+    framing_radius,
+    keypoints_image,
+    overlay_image,
+    side_view,
+    step_strip,
+    trace_intrinsics,
+    trace_vertex_colors,
+)
+
+__all__ = ["StepImages", "TraceViews", "StudioSession", "background_executor", "write_jpeg"]
+
+_EXECUTOR: Optional[ThreadPoolExecutor] = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def background_executor() -> ThreadPoolExecutor:
+    """The one background render worker shared by all sessions (keeps a 2-core server
+    responsive: at most one render runs in the background)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-render")
+        return _EXECUTOR
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
+    """Write an RGB uint8 image as JPEG (atomic: temp file + rename) and return the path."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"could not encode {path.name}")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class StepImages:
+    """Files of one step's images: overlay on the crop, side view, keypoints."""
+
+    overlay: Path
+    side: Path
+    keypoints: Path
+
+
+class TraceViews:
+    """Rendered views and exports of one trace, as files in ``folder`` (created).
+
+    Args:
+        trace: the trace.
+        folder: where the files go (one folder per trace).
+        settings: view sizes/colours.
+    """
+
+    def __init__(self, trace: Trace, folder: Path, settings: ViewSettings = ViewSettings()):
+        if not trace.steps:
+            raise ValueError(f"the trace of {trace.method!r} has no steps to show")
+        self.trace = trace
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.colors = trace_vertex_colors(trace, settings.part_colors)
+        self.mesh_colors = trace_vertex_colors(trace, True)  # exported meshes: body-part colours
+        self.radius = framing_radius(trace)
+        self._images: dict[int, StepImages] = {}
+        self._files: dict[tuple, Path] = {}
+        self._lock = threading.Lock()
+        self._render_locks = [threading.Lock() for _ in trace.steps]
+        self._cancel = threading.Event()
+        self._future: Optional[Future] = None
+
+    def __len__(self) -> int:
+        return len(self.trace.steps)
+
+    def _index(self, i: int) -> int:
+        n = len(self.trace.steps)
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"step {i} out of range 0..{n - 1}")
+        return i
+
+    def is_rendered(self, i: int) -> bool:
+        """Whether step ``i``'s images are already on disk."""
+        return self._index(i) in self._images
+
+    @property
+    def rendered_count(self) -> int:
+        return len(self._images)
+
+    def step_images(self, i: int) -> StepImages:
+        """Step ``i``'s image files, rendering them now if needed (then cached)."""
+        i = self._index(i)
+        got = self._images.get(i)
+        if got is not None:
+            return got
+        with self._render_locks[i]:
+            got = self._images.get(i)
+            if got is not None:
+                return got
+            tr, st = self.trace, self.settings
+            ov = overlay_image(tr, i, st, vertex_colors=self.colors)
+            sd = side_view(tr, i, settings=st, radius=self.radius, vertex_colors=self.colors)
+            kp = keypoints_image(tr, i, st)
+            stem = f"step{i:04d}"
+            files = StepImages(write_jpeg(self.folder / f"{stem}_overlay.jpg", ov),
+                               write_jpeg(self.folder / f"{stem}_side.jpg", sd),
+                               write_jpeg(self.folder / f"{stem}_keypoints.jpg", kp))
+            self._images[i] = files
+            return files
+
+    def prerender(self, order: Optional[list[int]] = None, limit: Optional[int] = None) -> None:
+        """Render steps in ``order`` (default: last, first, then all in order) until done,
+        cancelled (:meth:`cancel`) or ``limit`` steps are rendered."""
+        n = len(self.trace.steps)
+        order = order if order is not None else [n - 1, 0] + list(range(1, n - 1))
+        for i in order:
+            if self._cancel.is_set() or (limit is not None and self.rendered_count >= limit):
+                return
+            self.step_images(i)
+
+    def start_background(self, limit: Optional[int] = None) -> Future:
+        """Queue :meth:`prerender` on the shared background worker."""
+        self._future = background_executor().submit(self.prerender, None, limit)
+        return self._future
+
+    def cancel(self) -> None:
+        """Stop background rendering of this trace (at the next step boundary)."""
+        self._cancel.set()
+
+    # ------------------------------------------------------------------ cached files
+    def _cached(self, key: tuple, make) -> Path:
+        with self._lock:
+            path = self._files.get(key)
+            if path is not None and path.is_file():
+                return path
+        path = make()
+        with self._lock:
+            self._files[key] = path
+        return path
+
+    def _write(self, name: str, data: bytes | str) -> Path:
+        path = self.folder / name
+        tmp = path.with_name(path.name + ".part")
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
+    def _stem(self, i: int) -> str:
+        return f"{self.trace.method}_step{i:03d}"
+
+    def glb(self, i: int, with_photo: bool = True) -> Path:
+        """Step ``i``'s mesh as ``.glb`` (vertex colours; optionally the crop as a photo
+        plane behind the person)."""
+        i = self._index(i)
+
+        def make() -> Path:
+            step = self.trace.steps[i]
+            if step.vertices is None or self.trace.faces is None:
+                raise ValueError(f"step {i} ({step.label}) has no mesh to export")
+            plane = None
+            if with_photo and self.trace.crop is not None and np.isfinite(step.vertices).all():
+                K, _ = trace_intrinsics(self.trace)
+                z = step.vertices[:, 2]
+                depth = float(z.max() + 0.05 * (z.max() - z.min() + 1e-3))
+                if depth > 0:
+                    plane = image_plane(self.trace.crop, K, depth)
+            colors = self.mesh_colors if self.mesh_colors is not None else \
+                np.tile(DEFAULT_MESH_COLOR, (len(step.vertices), 1))
+            suffix = "_photo" if plane is not None else ""
+            return self._write(f"{self._stem(i)}{suffix}.glb", mesh_glb(step.vertices, self.trace.faces, colors, plane))
+        return self._cached(("glb", i, with_photo), make)
+
+    def obj(self, i: int) -> Path:
+        """Step ``i``'s mesh as ``.obj`` (vertex colours when known)."""
+        i = self._index(i)
+
+        def make() -> Path:
+            step = self.trace.steps[i]
+            if step.vertices is None or self.trace.faces is None:
+                raise ValueError(f"step {i} ({step.label}) has no mesh to export")
+            text = mesh_obj(step.vertices, self.trace.faces, self.mesh_colors,
+                            comment=f"method: {self.trace.method}\nstep {i}: {step.label}")
+            return self._write(f"{self._stem(i)}.obj", text)
+        return self._cached(("obj", i), make)
+
+    def params(self, i: int) -> Path:
+        """Step ``i``'s parameters, vertices, joints and losses as ``.npz``."""
+        i = self._index(i)
+        return self._cached(("params", i),
+                            lambda: self._write(f"{self._stem(i)}_params.npz", step_params_npz(self.trace, i)))
+
+    def trace_file(self) -> Path:
+        """The whole trace as ``.npz`` (reopens in the studio, the notebook and the desktop)."""
+        return self._cached(("trace",), lambda: self._write(f"{self.trace.method}_trace.npz", self.trace.to_bytes()))
+
+    def strip(self, max_items: int = 24) -> list[tuple[Path, str]]:
+        """Overlay thumbnails of (up to ``max_items``) steps, as (file, caption)."""
+        def make_all():
+            items = step_strip(self.trace, max_items, ViewSettings(size=256, part_colors=self.settings.part_colors))
+            return [(write_jpeg(self.folder / f"strip_{k:03d}.jpg", img), cap) for k, (img, cap) in enumerate(items)]
+        with self._lock:
+            cached = self._files.get(("strip", max_items))
+        if cached is None:
+            items = make_all()
+            with self._lock:
+                self._files[("strip", max_items)] = items  # type: ignore[assignment]
+            return items
+        return cached  # type: ignore[return-value]
+
+    def maps(self, i: int) -> list[tuple[Path, str]]:
+        """Pictures of step ``i``'s maps (IUV, visibility, features …), as (file, caption)."""
+        i = self._index(i)
+        key = ("maps", i)
+        with self._lock:
+            cached = self._files.get(key)
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        panels = map_panels(self.trace, i, ViewSettings(size=320))
+        items = [(write_jpeg(self.folder / f"maps{i:04d}_{k}.jpg", img), cap) for k, (img, cap) in enumerate(panels)]
+        with self._lock:
+            self._files[key] = items  # type: ignore[assignment]
+        return items
+
+
+_ROOT: Optional[Path] = None
+
+
+def _root() -> Path:
+    global _ROOT
+    if _ROOT is None:
+        _ROOT = Path(tempfile.mkdtemp(prefix="hmr-studio-"))
+        atexit.register(shutil.rmtree, _ROOT, True)
+    return _ROOT
+
+
+class StudioSession:
+    """One visitor's state (held in a ``gr.State``; :meth:`close` deletes its files).
+
+    Attributes:
+        image: the working photo (``studio.images.LoadedImage``) or None.
+        detection: ``studio.pipeline.Detection`` or None.
+        person: index of the chosen person.
+        inputs: ``core.methods.MethodInputs`` of the chosen person, or None.
+        crop: ``core.detect.PersonCrop`` of the chosen person, or None.
+        traces: key → Trace (key = method name, or "upload: <file>").
+        views: key → TraceViews.
+        current: key of the trace shown.
+    """
+
+    def __init__(self, root: Optional[Path] = None):
+        self.id = uuid.uuid4().hex[:12]
+        self.folder = Path(root or _root()) / f"session-{self.id}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.image = None
+        self.detection = None
+        self.person = 0
+        self.inputs = None
+        self.crop = None
+        self.traces: dict[str, Trace] = {}
+        self.views: dict[str, TraceViews] = {}
+        self.current: Optional[str] = None
+        self._counter = 0
+
+    def reset_results(self) -> None:
+        """Forget traces (a new photo or person was chosen)."""
+        for v in self.views.values():
+            v.cancel()
+        self.traces.clear()
+        self.views.clear()
+        self.current = None
+
+    def add_trace(self, key: str, trace: Trace, settings: ViewSettings = ViewSettings(),
+                  background: bool = True, limit: Optional[int] = None) -> TraceViews:
+        """Store a trace, render its final step now and the rest in the background."""
+        old = self.views.get(key)
+        if old is not None:
+            old.cancel()
+        self._counter += 1
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)[:40]
+        views = TraceViews(trace, self.folder / f"{self._counter:03d}_{safe}", settings)
+        views.step_images(-1)
+        self.traces[key] = trace
+        self.views[key] = views
+        self.current = key
+        if background:
+            views.start_background(limit)
+        return views
+
+    @property
+    def current_views(self) -> Optional[TraceViews]:
+        return self.views.get(self.current) if self.current else None
+
+    def compare_images(self, keys: Optional[list[str]] = None) -> list[tuple[Path, str]]:
+        """Final overlays + side views of the traces (all by default), over the chosen
+        person's crop when there is one, as (file, caption)."""
+        keys = keys or list(self.traces)
+        traces = [self.traces[k] for k in keys if k in self.traces]
+        ref = None
+        if self.crop is not None:
+            ref = (self.crop.image, self.crop.center, self.crop.scale)
+        items = compare_strip(traces, reference=ref)
+        self._counter += 1
+        return [(write_jpeg(self.folder / f"compare{self._counter:03d}_{k}.jpg", img), cap)
+                for k, (img, cap) in enumerate(items)]
+
+    def compare_glb(self, keys: Optional[list[str]] = None) -> Optional[Path]:
+        """The final meshes of the traces side by side (left to right in ``keys`` order), one
+        colour per method, as one ``.glb``; None when no trace has a finite mesh."""
+        keys = keys or list(self.traces)
+        meshes, names, x = [], [], 0.0
+        palette = [(0.36, 0.55, 0.93), (0.95, 0.55, 0.15), (0.25, 0.7, 0.35), (0.85, 0.25, 0.3),
+                   (0.6, 0.45, 0.9), (0.1, 0.65, 0.65)]
+        for k in keys:
+            tr = self.traces.get(k)
+            if tr is None or not tr.steps or tr.final.vertices is None or tr.faces is None:
+                continue
+            v = np.asarray(tr.final.vertices, np.float64)
+            if not np.isfinite(v).all():
+                continue
+            lo, hi = v.min(0), v.max(0)
+            width = float(hi[0] - lo[0])
+            moved = v - (lo + hi) / 2.0 + np.array([x + width / 2.0, 0.0, 0.0])
+            x += width + 0.3
+            color = np.tile(palette[len(meshes) % len(palette)], (len(v), 1))
+            meshes.append((moved, tr.faces, color))
+            names.append(k.replace(":", "_").replace(" ", "_"))
+        if not meshes:
+            return None
+        center = np.array([(x - 0.3) / 2.0, 0.0, 0.0])
+        self._counter += 1
+        path = self.folder / f"compare{self._counter:03d}.glb"
+        path.write_bytes(scene_glb(meshes, center=center, names=names))
+        return path
+
+    def close(self) -> None:
+        """Cancel background work and delete the session's files."""
+        for v in self.views.values():
+            v.cancel()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""What every method's LightningModule shares: building the regressor on the configured body,
+Adam, SPIN-style supervision of a regressor state, logging, image panels, validation and the
+export of the trained network to the project's checkpoint format.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from core.body import load_body
+from core.geometry import denormalize_image
+from core.models import create_model, evaluate_state, save_checkpoint
+
+from .losses import reduce_terms, regression_terms
+from .targets import Targets, build_targets, keypoints_to_pixels
+from .visualize import draw_keypoints, iuv_to_rgb, make_panel, mesh_overlay
+
+__all__ = ["BaseModule", "set_input_size", "EMPTY_IDS"]
+
+EMPTY_IDS = torch.zeros(0, dtype=torch.long)
+PANEL_TILE = 224
+
+
+def set_input_size(model: torch.nn.Module, img_res: int) -> None:
+    """Let a regressor take ``img_res``² crops (its backbone ends in a global pool; PyMAF's
+    maps and IUV head scale with the input). The crop camera stays SPIN's 224 one: only the
+    pixel grid changes, keypoints are normalised."""
+    if hasattr(model, "input_size"):
+        model.input_size = (int(img_res), int(img_res))
+
+
+class BaseModule(pl.LightningModule):
+    """Base of the method modules (see module docstring).
+
+    Subclasses set ``OPTIONS`` (method options and defaults, overridable through the
+    config's ``method_options``) and implement :meth:`compute` returning
+    ``(loss, logs, panel_data)``.
+    """
+
+    OPTIONS: dict = {}
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg})
+        self.cfg = cfg
+        unknown = set(cfg.get("method_options", {})) - set(self.OPTIONS)
+        if unknown:
+            raise KeyError(f"unknown method_options {sorted(unknown)} for '{cfg['method']}'; "
+                           f"valid: {sorted(self.OPTIONS)}")
+        self.options = {**self.OPTIONS, **cfg.get("method_options", {})}
+        self.loss_weights = dict(cfg["loss"])
+        self._body0 = load_body(cfg["body"])
+
+    # ------------------------------------------------------------------ helpers
+    def build_regressor(self, name: str | None = None, **overrides) -> torch.nn.Module:
+        spec = dict(self.cfg["model"])
+        spec.update(overrides)
+        model_name = name or spec.pop("name")
+        spec.pop("name", None)
+        model = create_model(model_name, body=self._body0, **spec)
+        set_input_size(model, self.cfg["img_res"])
+        return model
+
+    @property
+    def body(self):
+        """The body on the module's device (the regressor keeps a converted copy)."""
+        return self.model.body
+
+    def need_vertices(self) -> bool:
+        return float(self.loss_weights.get("vertices", 0.0)) > 0
+
+    def mesh_of(self, state, full: bool | None = None):
+        """MeshPrediction of a regressor state (joints only unless vertices are needed)."""
+        full = self.need_vertices() if full is None else full
+        ids = None if full else EMPTY_IDS.to(state.cam.device)
+        return evaluate_state(self.body, state, vertex_ids=ids)
+
+    def state_terms(self, state, mesh, targets: Targets) -> dict:
+        return regression_terms(mesh.joints2d_norm, mesh.joints3d, state.rotmat, state.betas, state.cam,
+                                targets, self.loss_weights, mesh.vertices if self.need_vertices() else None)
+
+    def supervise(self, state, mesh, targets: Targets, prefix: str = ""):
+        """SPIN's weighted, ×scale loss of one state; returns (loss, logs)."""
+        loss, parts = reduce_terms(self.state_terms(state, mesh, targets), self.loss_weights)
+        return loss, {f"{prefix}{k}": v for k, v in parts.items()}
+
+    def targets(self, batch, **kw) -> Targets:
+        return build_targets(self.body, batch, full_mesh=self.need_vertices(), **kw)
+
+    # ------------------------------------------------------------------ Lightning
+    def configure_optimizers(self):
+        o = self.cfg["optim"]
+        return torch.optim.Adam(self.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+
+    def panel_due(self) -> bool:
+        every = int(self.cfg["logging"]["image_every"])
+        return every > 0 and self.global_step % every == 0
+
+    def training_step(self, batch, batch_idx):
+        loss, logs, panel = self.compute(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
+                                     f"{ {k: float(v) for k, v in logs.items()} }")
+        bs = batch["img"].shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": float(v) for k, v in logs.items()}, batch_size=bs)
+        return {"loss": loss, "panel": panel if self.panel_due() else None, "panel_step": int(self.global_step)}
+
+    def compute(self, batch):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_final(self, images: torch.Tensor):
+        """(state, MeshPrediction with the full mesh) of the final prediction, for
+        validation, panels and evaluation."""
+        raise NotImplementedError
+
+    def validation_step(self, batch, batch_idx):
+        from core.eval.metrics import mpjpe, pa_mpjpe
+
+        state, mesh = self.predict_final(batch["img"])
+        gt = batch["pose_3d"]
+        pred = mesh.joints3d[:, 25:]
+        pred = pred - pred[:, [2, 3]].mean(1, keepdim=True)
+        gtc = gt[..., :3] - gt[:, [2, 3], :3].mean(1, keepdim=True)
+        vis = gt[..., 3] > 0
+        bs = gt.shape[0]
+        self.log("val/mpjpe_j24_mm", 1000 * mpjpe(pred, gtc, vis).mean(), batch_size=bs, sync_dist=True)
+        self.log("val/pa_mpjpe_j24_mm", 1000 * pa_mpjpe(pred, gtc, vis).mean(), batch_size=bs, sync_dist=True)
+
+    # ------------------------------------------------------------------ panels
+    def panel_rows(self, batch, state, mesh_full, iuv_pred=None, iuv_target=None, n: int | None = None) -> list:
+        """Rows of images for the panel callback (detached, NumPy)."""
+        n = min(int(self.cfg["logging"]["panel_samples"]) if n is None else n, batch["img"].shape[0])
+        faces = np.asarray(self.body.faces)
+        size = PANEL_TILE
+        imgs = denormalize_image(batch["img"][:n].float().cpu())
+        kp_gt = keypoints_to_pixels(batch["keypoints"][:n].float().cpu(), size).numpy()
+        kp_pred = (mesh_full.joints2d_norm[:n].detach().float().cpu().numpy() + 1.0) * size / 2.0
+        verts = (mesh_full.vertices[:n] + mesh_full.transl[:n, None]).detach().float().cpu().numpy()
+        rows = []
+        for i in range(n):
+            big = np.ascontiguousarray(cv2.resize(imgs[i], (size, size), interpolation=cv2.INTER_LINEAR))
+            row = [big, mesh_overlay(big, verts[i], faces)]
+            k = draw_keypoints(big, kp_gt[i, 25:, :2], (0, 220, 0), conf=kp_gt[i, 25:, 2])
+            row.append(draw_keypoints(k, kp_pred[i, 25:], (230, 30, 30)))
+            if iuv_pred is not None:
+                row.append(iuv_to_rgb(iuv_pred[0][i], iuv_pred[1][i]))
+            if iuv_target is not None:
+                row.append(iuv_to_rgb(iuv_target[0][i], iuv_target[1][i]))
+            rows.append(row)
+        return rows
+
+    def panel(self, rows) -> np.ndarray:
+        return make_panel(rows)
+
+    # ------------------------------------------------------------------ export
+    def exported_models(self) -> dict[str, torch.nn.Module]:
+        """file stem → network to export (``final`` is the method's model)."""
+        return {"final": self.model}
+
+    def export(self, out_dir) -> list[Path]:
+        """Save the trained network(s) as ``<out_dir>/<stem>.safetensors`` (+ JSON)."""
+        out = []
+        info = {"method": self.cfg["method"], "global_step": int(self.global_step), "img_res": self.cfg["img_res"],
+                "data": self.cfg["data"]["train"], "loss": self.cfg["loss"], "method_options": self.options}
+        for stem, model in self.exported_models().items():
+            model.weights_trained = True
+            out.append(save_checkpoint(model, Path(out_dir) / f"{stem}.safetensors", config=info, trained=True))
+        return out
