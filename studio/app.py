@@ -52,6 +52,8 @@ CSS = """
             border-radius: 6px;}
 .studio-err {border-left: 4px solid #e03131; background: rgba(224,49,49,0.08); padding: 6px 10px;
              border-radius: 6px;}
+#step-info table {font-size: 0.82em; display: block; overflow-x: auto;}
+#step-info th {white-space: nowrap;}
 footer {visibility: hidden;}
 """
 
@@ -104,8 +106,9 @@ def step_info_markdown(trace: Trace, i: int) -> str:
     if status:
         lines.append(f"⚠ {status}")
     if step.losses:
-        lines.append("| loss / metric | value |\n|---|---|")
-        lines[-1] += "".join(f"\n| {_esc(k)} | {_fmt(v)} |" for k, v in step.losses.items())
+        names = list(step.losses)
+        lines.append("| " + " | ".join(_esc(k) for k in names) + " |\n|" + "---|" * len(names) + "\n| "
+                     + " | ".join(_fmt(step.losses[k]) for k in names) + " |")
     if step.meta:
         lines.append(" · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in list(step.meta.items())[:6]))
     return "\n\n".join(lines)
@@ -214,7 +217,7 @@ class StudioApp:
         import gradio as gr
 
         loaded: LoadedImage = session.image
-        notes = ("; ".join(loaded.notes).capitalize() + ".") if loaded.notes else ""
+        notes = ("; ".join(loaded.notes) + ".") if loaded.notes else ""
         op = None
         if openpose_file:
             op = self._openpose_for(openpose_file, loaded)
@@ -227,13 +230,13 @@ class StudioApp:
             return (session, draw_people(loaded.rgb, []), _box(f"⚠ {_esc(e)}", "err"),
                     gr.update(choices=[], value=None, visible=False), None)
         session.detection = det
-        size = f"{loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px"
+        size = f"{loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px" + (f"; {notes}" if notes else "")
         if not det.people:
-            status = _box(f"⚠ {_esc(det.message)} <small>({size}. {_esc(notes)})</small>", "warn")
+            status = _box(f"⚠ {_esc(det.message)} <small>({_esc(size)})</small>", "warn")
             return session, draw_people(loaded.rgb, []), status, gr.update(choices=[], value=None, visible=False), None
         labels = [person_label(i, p) for i, p in enumerate(det.people)]
         self._select(session, 0)
-        status = _box(f"{_esc(det.message)} <small>({size}. {_esc(notes)})</small>", "ok")
+        status = _box(f"{_esc(det.message)} <small>({_esc(size)})</small>", "ok")
         return (session, draw_people(loaded.rgb, det.people, 0), status,
                 gr.update(choices=[(lab, i) for i, lab in enumerate(labels)], value=0, visible=len(labels) > 1),
                 session.crop.image)
@@ -300,7 +303,9 @@ class StudioApp:
         overrides: dict = {}
         if choice.iterative and iterations:
             n = int(iterations)
-            overrides = {"num_iters": n, "record_every": max(1, round(n / (4 if preview else 20)))}
+            # a preview shows only its result: recording no intermediate steps keeps it quick;
+            # a full run records about 10 steps per stage length
+            overrides = {"num_iters": n, "record_every": None if preview else max(1, round(n / 10))}
         return self.runner.run(name, session.inputs, progress=progress, **overrides)
 
     def on_run(self, name, iterations, with_photo, session, progress=None):
@@ -337,11 +342,11 @@ class StudioApp:
         prev_n = self.config.preview_iterations
         if iters and prev_n and iters > prev_n:
             try:
-                report(0.0, f"{name}: quick preview ({prev_n} iterations per stage)")
+                report(0.0, f"{name}: quick preview ({prev_n} iterations)")
                 prev = self.run(name, session, prev_n, progress=None, preview=True)
                 img = overlay_image(prev, -1, self.settings)
                 path = write_jpeg(session.folder / f"preview_{session.id}_{name}.jpg", img)
-                yield (session, _box(f"Preview of <b>{_esc(name)}</b> with {prev_n} iterations per stage — "
+                yield (session, _box(f"Quick preview of <b>{_esc(name)}</b> ({prev_n} iterations) — "
                                      f"running {iters} iterations now…", "warn"),
                        skip, skip, str(path)) + (skip,) * 9
             except Exception as e:  # noqa: BLE001 - the full run reports its own errors
@@ -405,22 +410,21 @@ class StudioApp:
         imgs = views.step_images(i)
         return str(imgs.overlay), str(imgs.side), str(imgs.keypoints), step_info_markdown(views.trace, i)
 
-    def on_step_release(self, index, with_photo, session):
-        """Slider released → (3D model, glb, obj, params, maps gallery, loss plot)."""
+    def on_step_details(self, index, with_photo, session):
+        """Slider moved (second listener, heavier) → (3D model, glb, obj, params, maps gallery)."""
         import gradio as gr
 
         session = _session(session)
         views = session.current_views
         if views is None or index is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 5
         i = int(np.clip(int(index), 0, len(views) - 1))
         try:
             glb, obj, params = str(views.glb(i, bool(with_photo))), str(views.obj(i)), str(views.params(i))
         except ValueError:
             glb = obj = params = None
         maps = [(str(p), c) for p, c in views.maps(i)]
-        return (glb, gr.update(value=glb), gr.update(value=obj), gr.update(value=params), maps,
-                loss_figure(views.trace, current=i))
+        return glb, gr.update(value=glb), gr.update(value=obj), gr.update(value=params), maps
 
     def on_select_trace(self, key, session):
         """Another stored trace chosen: RUN_OUTPUTS (without the first two) + after_run outputs."""
@@ -496,6 +500,28 @@ class StudioApp:
             return (session, "") + (gr.skip(),) * 13
         return self.on_trace_upload(str(self.config.trace_path), session)
 
+    def warm_up(self) -> None:
+        """Load the detector and build the default method once (a server calls this in the
+        background at start, so the first visitor does not wait for model loading)."""
+        try:
+            examples = self.examples()
+            if not examples:
+                return
+            loaded = load_image(examples[0], max_side=self.config.max_side)
+            det = detect(loaded.rgb)
+            name = self.default_method()
+            if not det.people or name is None:
+                return
+            session = StudioSession()
+            try:
+                session.image, session.detection = loaded, det
+                self._select(session, 0)
+                self.run(name, session, 1 if self.choice(name).iterative else None, preview=True)
+            finally:
+                session.close()
+        except Exception as e:  # noqa: BLE001 - warming up is best effort
+            log.warning("warm-up failed: %s", e)
+
     # -------------------------------------------------------------- API (gradio_client)
     def api_reconstruct(self, image_path, method, iterations):
         """Stateless endpoint ``/reconstruct``: photo → (overlay image, trace .npz, summary)."""
@@ -549,7 +575,7 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         state = gr.State(None, delete_callback=_close_session, time_to_live=3 * 3600)
         with gr.Column(elem_id="studio-header"):
-            gr.Markdown(f"# 🧍 {TITLE}\n{SUBTITLE}")
+            gr.Markdown(f"# {TITLE}\n{SUBTITLE}")
             with gr.Accordion("How to use", open=True):
                 gr.Markdown(HOW_TO)
         with gr.Row(equal_height=False):
@@ -584,7 +610,7 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                     method = gr.Dropdown(label="Method", choices=[(c.label, c.name) for c in choices],
                                          value=default, interactive=True, scale=3, elem_id="method")
                     iterations = gr.Slider(5, 200, value=config.default_iterations, step=5,
-                                           label="Iterations per stage", info="SPIN uses 100; fewer is faster",
+                                           label="Iterations (num_iters)", info="fewer is faster",
                                            visible=bool(default_choice and default_choice.iterative), scale=2)
                 note = gr.Markdown(method_note(default_choice))
                 with gr.Row():
@@ -594,6 +620,8 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                 gr.Markdown("### 3 · Inspect")
                 badge = gr.Markdown(elem_id="trace-badge")
                 trace_sel = gr.Dropdown(label="Run shown", choices=[], visible=False, interactive=True)
+                # render_children: tabs not yet opened still receive every update (Gradio mounts
+                # lazily otherwise, and a tab opened later can show a stale value)
                 with gr.Tabs():
                     with gr.Tab("Steps", elem_id="tab-steps"):
                         with gr.Row(equal_height=True):
@@ -607,24 +635,24 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                                          elem_id="step-slider")
                         with_photo = gr.Checkbox(value=True, label="Show the photo behind the mesh in 3D")
                         info = gr.Markdown(elem_id="step-info")
-                    with gr.Tab("Keypoints"):
+                    with gr.Tab("Keypoints", render_children=True):
                         kp_img = gr.Image(label="Targets (green) vs projected joints (red)", interactive=False,
                                           height=448)
-                    with gr.Tab("All steps"):
+                    with gr.Tab("All steps", render_children=True):
                         strip = gr.Gallery(label="Overlay per step", columns=6, height="auto", object_fit="contain")
-                    with gr.Tab("Losses"):
+                    with gr.Tab("Losses", render_children=True):
                         plot = gr.Plot(label="Losses per step")
-                    with gr.Tab("Maps"):
+                    with gr.Tab("Maps", render_children=True):
                         gr.Markdown("IUV, visibility, feature maps and sampling points of the selected step "
                                     "(when the method records them, e.g. PyMAF).")
                         maps = gr.Gallery(label="Maps", columns=3, height="auto", object_fit="contain")
-                    with gr.Tab("Compare"):
+                    with gr.Tab("Compare", render_children=True):
                         gr.Markdown("Every method's final mesh on the same person (press *Compare all methods*).")
                         cmp_gallery = gr.Gallery(label="Final meshes", columns=2, height="auto", object_fit="contain")
                         cmp_table = gr.Markdown()
                         cmp_3d = gr.Model3D(label="All final meshes", height=360,
                                             clear_color=(0.96, 0.965, 0.975, 1.0), interactive=False)
-                    with gr.Tab("Export", elem_id="tab-export"):
+                    with gr.Tab("Export", elem_id="tab-export", render_children=True):
                         gr.Markdown("Meshes are exported in a Y-up viewer frame; the `.npz` files keep the "
                                     "camera-frame numbers. A trace `.npz` reopens in *Open a saved run*.")
                         with gr.Row():
@@ -667,11 +695,13 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         run_evt.success(studio.after_run, [state], after_out, **undocumented)
         step.change(studio.on_step, [step, state], [overlay, side, kp_img, info], concurrency_limit=4,
                     trigger_mode="always_last", show_progress="hidden", **undocumented)
-        step.release(studio.on_step_release, [step, with_photo, state],
-                     [model3d, dl_glb, dl_obj, dl_params, maps, plot], concurrency_limit=4,
-                     trigger_mode="always_last", show_progress="minimal", **undocumented)
-        with_photo.change(studio.on_step_release, [step, with_photo, state],
-                          [model3d, dl_glb, dl_obj, dl_params, maps, plot], **undocumented)
+        # a second listener for the heavier outputs (3D, exports, maps, plot): keyboard and
+        # drag both end up here, and "always_last" skips the steps passed over while dragging
+        step.change(studio.on_step_details, [step, with_photo, state],
+                    [model3d, dl_glb, dl_obj, dl_params, maps], concurrency_limit=2,
+                    trigger_mode="always_last", show_progress="hidden", **undocumented)
+        with_photo.change(studio.on_step_details, [step, with_photo, state],
+                          [model3d, dl_glb, dl_obj, dl_params, maps], **undocumented)
         trace_sel.input(studio.on_select_trace, [trace_sel, state], [state] + show_out + after_out, **undocumented)
         trace_in.upload(studio.on_trace_upload, [trace_in, state], [state, run_status] + show_out + [crop_img],
                         **undocumented).success(studio.after_run, [state], after_out, **undocumented)
@@ -688,8 +718,11 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
 def launch_app(config: Optional[StudioConfig] = None, **launch_kwargs):
     """Build and launch the web studio with its theme (blocks until the server stops unless
     ``prevent_thread_lock=True``)."""
+    import threading
+
     config = config or StudioConfig()
     demo = build_app(config)
+    threading.Thread(target=demo.studio.warm_up, name="studio-warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1, max_size=64)
     kwargs = dict(server_name=config.host, server_port=config.port, share=config.share,
                   max_file_size="60mb", show_error=True, footer_links=["api"])

@@ -29,9 +29,9 @@ class StudioConfig:
         host, port, share: web server settings (``share`` makes a public gradio.live link).
         trace_path: a saved trace to open at start.
         max_side: long side of the working image (uploads are downscaled to it).
-        preview_iterations: iterations per stage for the quick first preview of iterative
-            methods (0 = no preview run).
-        default_iterations: iterations per stage offered by default for iterative methods.
+        preview_iterations: ``num_iters`` of the quick first preview of iterative methods
+            (0 = no preview run).
+        default_iterations: ``num_iters`` offered by default for iterative methods.
         max_prerender_steps: at most this many steps of a trace are pre-rendered in the
             background (others render on demand, then stay cached).
         examples_dir: where the example photos are written (None → a temp folder).

@@ -166,7 +166,7 @@ class MethodChoice:
             badges.append("⚠ untrained weights")
         if not self.runnable:
             badges.append("unavailable")
-        return f"{self.name} — {self.description}" + (f"  [{', '.join(badges)}]" if badges else "")
+        return f"{self.name} ({self.family})" + (f" — {', '.join(badges)}" if badges else "")
 
 
 def builder_parameters(name: str) -> dict[str, inspect.Parameter]:
@@ -237,8 +237,8 @@ class MethodRunner:
                 raise ValueError(f"method {name!r} takes no checkpoint, but --checkpoint {name}=... was given")
             kwargs["checkpoint"] = str(self.config.checkpoints[name])
         kwargs.update(self.config.method_options.get(name, {}))
-        for k, v in overrides.items():
-            if v is not None and _accepts(params, k):
+        for k, v in overrides.items():  # None is passed on too (e.g. record_every=None)
+            if _accepts(params, k):
                 kwargs[k] = v
         return kwargs
 

@@ -10,14 +10,15 @@ shared background worker after a run, so moving the slider rarely waits for a re
 from __future__ import annotations
 
 import atexit
+import queue
 import shutil
 import tempfile
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -41,18 +42,58 @@ from .views import (
 
 __all__ = ["StepImages", "TraceViews", "StudioSession", "background_executor", "write_jpeg"]
 
-_EXECUTOR: Optional[ThreadPoolExecutor] = None
-_EXECUTOR_LOCK = threading.Lock()
+class _BackgroundWorker:
+    """One daemon thread running queued jobs in order (shared by all sessions). A daemon, so
+    that queued pre-rendering never delays the server's exit."""
+
+    def __init__(self) -> None:
+        self._queue: "queue.Queue[tuple[Callable[[], None], Future]]" = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="studio-render", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not _STOPPING.is_set():
+            try:
+                fn, fut = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - reported through the future
+                fut.set_exception(e)
+
+    def submit(self, fn: Callable, *args) -> Future:
+        fut: Future = Future()
+        self._queue.put((lambda: fn(*args), fut))
+        return fut
 
 
-def background_executor() -> ThreadPoolExecutor:
+_WORKER: Optional[_BackgroundWorker] = None
+_WORKER_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def _stop_worker() -> None:
+    """At exit: stop pre-rendering at the next step and give the current one a moment, so
+    that no render is cut off while the interpreter shuts down."""
+    _STOPPING.set()
+    if _WORKER is not None:
+        _WORKER._thread.join(timeout=3.0)
+
+
+atexit.register(_stop_worker)
+
+
+def background_executor() -> _BackgroundWorker:
     """The one background render worker shared by all sessions (keeps a 2-core server
     responsive: at most one render runs in the background)."""
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-render")
-        return _EXECUTOR
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = _BackgroundWorker()
+        return _WORKER
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
@@ -148,7 +189,7 @@ class TraceViews:
         n = len(self.trace.steps)
         order = order if order is not None else [n - 1, 0] + list(range(1, n - 1))
         for i in order:
-            if self._cancel.is_set() or (limit is not None and self.rendered_count >= limit):
+            if self._cancel.is_set() or _STOPPING.is_set() or (limit is not None and self.rendered_count >= limit):
                 return
             self.step_images(i)
 

@@ -6,7 +6,7 @@ import torch
 from core.body import load_body
 from core.geometry import (cliff_bbox_info, cliff_cam_to_full, perspective_projection, points_to_crop,
                            rot6d_to_rotmat, weak_perspective_to_translation)
-from core.models import CLIFF, HMR, IEFRegressor, evaluate_state, evaluate_state_full_frame
+from core.models import CLIFF, HMR, IEFRegressor, evaluate_state_full_frame
 from core.models.trace_adapters import cliff_trace
 
 
@@ -168,16 +168,18 @@ def test_cliff_trace_camera_reprojects_the_joints(body):
 
 
 def test_hrnet_branches_and_cls_head_shapes():
-    from core.models.backbones import hrnet_w32
+    from core.models.backbones import HRNet
 
-    net = hrnet_w32(head="cls").eval()
+    net = HRNet(width=8, head="cls").eval()  # narrow: the structure is what is tested
     with torch.no_grad():
         branches = net.forward_branches(torch.zeros(1, 3, 64, 96))
         feat = net.forward_features(torch.zeros(1, 3, 64, 96))
-    assert [tuple(b.shape) for b in branches] == [(1, 32, 16, 24), (1, 64, 8, 12), (1, 128, 4, 6), (1, 256, 2, 3)]
+    assert [tuple(b.shape) for b in branches] == [(1, 8, 16, 24), (1, 16, 8, 12), (1, 32, 4, 6), (1, 64, 2, 3)]
     assert tuple(feat.shape) == (1, 2048, 2, 3)
-    pose = hrnet_w32(multi_scale_output=False)
+    pose = HRNet(width=8, multi_scale_output=False)
     assert len(pose.stage4[-1].fuse_layers) == 1 and len(pose.stage4[0].fuse_layers) == 4
+    assert [len(s) for s in (pose.stage2, pose.stage3, pose.stage4)] == [1, 4, 3]
+    assert "final_layer.0.weight" not in pose.state_dict() and pose.out_channels == 8
 
 
 @pytest.mark.slow

@@ -272,6 +272,26 @@ def test_render_maps_agrees_with_separate_calls():
     assert maps.depth[maps.mask].min() > 4.9
 
 
+def test_back_face_culling_is_exact_for_closed_meshes():
+    a, fa = sphere(center=(0.0, 0.0, 6.0), subdivisions=3)
+    b, fb = sphere(center=(0.5, 0.4, 4.5), radius=0.4, subdivisions=2)  # a closed occluder in front
+    verts = np.concatenate([a, b])
+    faces = np.concatenate([fa, fb + len(a)])
+    batch = np.stack([verts, verts[:, [1, 0, 2]] * [1, 1, 1.1]])   # second mesh mirrored: flipped winding
+    faces_b = [faces, faces[:, [0, 2, 1]]]
+    K = spin_intrinsics(focal=150.0, img_res=96)
+    for b_i in range(2):
+        ref = raycast(batch[b_i:b_i + 1], faces_b[b_i], K, 96, vertex_occlusion=True)
+        fast = raycast(batch[b_i:b_i + 1], faces_b[b_i], K, 96, vertex_occlusion=True, cull_back_faces=True)
+        np.testing.assert_array_equal(fast.face_id, ref.face_id)
+        np.testing.assert_array_equal(fast.depth, ref.depth)
+        np.testing.assert_array_equal(fast.vertex_occluded, ref.vertex_occluded)
+        assert ref.vertex_occluded.mean() > 0.4
+    # an open mesh turned away from the camera disappears: the documented limitation
+    verts2, faces2, _, _ = two_triangles()
+    assert not raycast(verts2[None], faces2, K_SMALL, SIZE_SMALL, cull_back_faces=True).mask.any()
+
+
 # ----------------------------------------------------------------------------- parts
 
 

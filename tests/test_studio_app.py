@@ -76,7 +76,8 @@ def ran(studio, photos):
     out = studio.on_image(str(photos["one"]), None, None)
     session = out[0]
     outs = _run_to_end(studio, session)
-    return session, outs
+    yield session, outs
+    session.close()
 
 
 # ----------------------------------------------------------------------------- building
@@ -165,7 +166,7 @@ def test_run_yields_preview_then_result(ran):
     session, outs = ran
     assert len(outs) == 2  # preview (2 iterations) then the full run
     preview, final = outs
-    assert "Preview" in preview[1] and Path(preview[4]).is_file()
+    assert "preview" in preview[1] and Path(preview[4]).is_file()
     assert "Done" in final[1]
     badge, slider, overlay, side, kp, info, glb, dl_glb, dl_obj, dl_params, dl_trace, sel = final[2:]
     n = len(session.traces[TEST_METHOD].steps)
@@ -194,11 +195,11 @@ def test_slider_release_exports_and_maps(ran, studio):
     import trimesh
 
     session, _ = ran
-    model, glb, obj, params, maps, fig = studio.on_step_release(1, True, session)
+    model, glb, obj, params, maps = studio.on_step_details(1, True, session)
     assert model.endswith("_photo.glb") and Path(model).is_file()
     scene = trimesh.load(model)
     assert "photo" in scene.geometry
-    model2, *_ = studio.on_step_release(1, False, session)
+    model2, *_ = studio.on_step_details(1, False, session)
     assert "photo" not in trimesh.load(model2, force="scene").geometry
     data = np.load(params["value"], allow_pickle=False)
     assert "vertices" in data and str(data["label"]).startswith("translation fit")
@@ -329,8 +330,8 @@ def test_runner_passes_operator_resources(tmp_path):
     cfg = StudioConfig(smpl_dir=tmp_path, checkpoints={"pymaf": ckpt})
     kw = MethodRunner(cfg).builder_kwargs("pymaf")
     assert kw == {"smpl_dir": str(tmp_path), "checkpoint": str(ckpt)}
-    kw = MethodRunner(StudioConfig()).builder_kwargs("smplify", num_iters=7, record_every=2, unknown_option=1)
-    assert kw == {"num_iters": 7, "record_every": 2}
+    kw = MethodRunner(StudioConfig()).builder_kwargs("smplify", num_iters=7, record_every=None, unknown_option=1)
+    assert kw == {"num_iters": 7, "record_every": None}
     with pytest.raises(ValueError, match="takes no checkpoint"):
         MethodRunner(StudioConfig(checkpoints={"smplify": ckpt})).builder_kwargs("smplify")
 

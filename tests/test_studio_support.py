@@ -86,7 +86,7 @@ class TranslationFit:
 
     def __init__(self, num_iters: int = 4, record_every: int = 1):
         self.num_iters = int(num_iters)
-        self.record_every = int(record_every)
+        self.record_every = int(record_every) if record_every else None  # None: only the result
 
     def run(self, inputs: MethodInputs, progress=None) -> Trace:
         v, j, faces = rest_mesh()
@@ -100,7 +100,7 @@ class TranslationFit:
             j2d = project(j, t)
             res = (j2d - kp[:, :2])[ok]
             err = float(np.linalg.norm(res, axis=1).mean())
-            if it % self.record_every == 0 or it == self.num_iters:
+            if (self.record_every and it % self.record_every == 0) or it == self.num_iters:
                 steps.append(Step(f"translation fit {it}/{self.num_iters}", params={"transl": t.copy()},
                                   vertices=v + t, joints2d=j2d, losses={"keypoints_2d_px": err}))
             if progress is not None:
@@ -112,8 +112,13 @@ class TranslationFit:
                 d[c] = 1e-3 * (1.0 if c < 2 else 10.0)
                 J[:, c] = ((project(j, t + d) - kp[:, :2])[ok] - res).reshape(-1) / d[c]
             step, *_ = np.linalg.lstsq(J, -res.reshape(-1), rcond=None)
-            t = t + step
-            t[2] = max(t[2], 1.0)
+            for _ in range(20):  # backtracking: only accept steps that lower the error
+                cand = t + step
+                cand[2] = max(cand[2], 1.0)
+                if np.linalg.norm((project(j, cand) - kp[:, :2])[ok], axis=1).mean() < err:
+                    t = cand
+                    break
+                step = step / 2
         return Trace(TEST_METHOD, crop=inputs.crop,
                      camera={"focal": FOCAL, "center": np.array([112.0, 112.0]), "img_res": 224,
                              "bbox_center": inputs.center, "bbox_scale": inputs.scale,
@@ -161,3 +166,86 @@ def test_translation_fit_reduces_the_keypoint_error():
     errs = [s.losses["keypoints_2d_px"] for s in tr.steps]
     assert errs[0] > 10 and errs[-1] < 0.5, errs
     np.testing.assert_allclose(tr.final.params["transl"], t_true, atol=0.05)
+
+
+# ----------------------------------------------------------------------------- live server
+SERVER_CODE = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import os
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from tests.test_studio_support import register_test_method
+register_test_method()
+from studio.app import launch_app
+from studio.config import StudioConfig
+methods = sys.argv[3].split(",")
+launch_app(StudioConfig(host="127.0.0.1", port=int(sys.argv[2]), methods=methods, default_iterations=int(sys.argv[4]),
+                        preview_iterations=int(sys.argv[5]), examples_dir=sys.argv[6]), quiet=True)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """The studio launched in a subprocess on a free 127.0.0.1 port (context manager)."""
+
+    def __init__(self, tmp_path, methods=(TEST_METHOD,), iterations: int = 6, preview: int = 0,
+                 timeout: float = 120.0):
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = Path(tmp_path) / "server.log"
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**__import__("os").environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self._log_file = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER_CODE, root, str(self.port), ",".join(methods), str(iterations),
+             str(preview), str(Path(tmp_path) / "examples")],
+            stdout=self._log_file, stderr=subprocess.STDOUT, env=env, cwd=root)
+        self.timeout = timeout
+
+    def __enter__(self) -> "LiveServer":
+        import time
+        import urllib.request
+
+        deadline = time.time() + self.timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"studio server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError(f"studio server did not start in {self.timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._log_file.close()

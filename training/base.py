@@ -73,15 +73,25 @@ class BaseModule(pl.LightningModule):
     def need_vertices(self) -> bool:
         return float(self.loss_weights.get("vertices", 0.0)) > 0
 
+    def fp32(self):
+        """Context: autocast off (body model, losses and Meta-HMR's head run in float32
+        under mixed precision)."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def mesh_of(self, state, full: bool | None = None):
-        """MeshPrediction of a regressor state (joints only unless vertices are needed)."""
+        """MeshPrediction of a regressor state (joints only unless vertices are needed),
+        computed in float32."""
         full = self.need_vertices() if full is None else full
         ids = None if full else EMPTY_IDS.to(state.cam.device)
-        return evaluate_state(self.body, state, vertex_ids=ids)
+        with self.fp32():
+            st = type(state)(state.pose6d.float(), state.betas.float(), state.cam.float(), state.rotmat.float())
+            return evaluate_state(self.body, st, vertex_ids=ids)
 
     def state_terms(self, state, mesh, targets: Targets) -> dict:
-        return regression_terms(mesh.joints2d_norm, mesh.joints3d, state.rotmat, state.betas, state.cam,
-                                targets, self.loss_weights, mesh.vertices if self.need_vertices() else None)
+        with self.fp32():
+            return regression_terms(mesh.joints2d_norm, mesh.joints3d, state.rotmat.float(), state.betas.float(),
+                                    state.cam.float(), targets, self.loss_weights,
+                                    mesh.vertices if self.need_vertices() else None)
 
     def supervise(self, state, mesh, targets: Targets, prefix: str = ""):
         """SPIN's weighted, ×scale loss of one state; returns (loss, logs)."""
@@ -89,12 +99,39 @@ class BaseModule(pl.LightningModule):
         return loss, {f"{prefix}{k}": v for k, v in parts.items()}
 
     def targets(self, batch, **kw) -> Targets:
-        return build_targets(self.body, batch, full_mesh=self.need_vertices(), **kw)
+        with self.fp32():
+            return build_targets(self.body, batch, full_mesh=self.need_vertices(), **kw)
 
     # ------------------------------------------------------------------ Lightning
     def configure_optimizers(self):
         o = self.cfg["optim"]
         return torch.optim.Adam(self.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the global RNG states, so a resumed run draws the same dropout masks."""
+        import random
+
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                    "python": random.getstate(),
+                                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._pending_rng = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch, batch_idx):
+        """Apply RNG states restored from a checkpoint right before the first step (loader
+        start-up draws in between are thereby excluded)."""
+        import random
+
+        state = getattr(self, "_pending_rng", None)
+        if state:
+            torch.set_rng_state(state["torch"])
+            np.random.set_state(state["numpy"])
+            random.setstate(state["python"])
+            if state.get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+            self._pending_rng = None
 
     def panel_due(self) -> bool:
         every = int(self.cfg["logging"]["image_every"])

@@ -48,7 +48,7 @@ def _loggers(out_dir: Path):
 
 
 def build_trainer(cfg: dict, devices="auto", accelerator: str = "auto", precision: str = "32",
-                  enable_progress_bar: bool = False):
+                  enable_progress_bar: bool = False, callbacks: list | None = None):
     """The Lightning Trainer for a config (see module docstring)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -65,7 +65,7 @@ def build_trainer(cfg: dict, devices="auto", accelerator: str = "auto", precisio
     return pl.Trainer(
         accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
         max_steps=int(cfg["max_steps"]), max_epochs=-1, logger=_loggers(out),
-        callbacks=[ckpt, PanelWriter(out / "panels"), ExportOnTrainEnd(out)],
+        callbacks=[ckpt, PanelWriter(out / "panels"), ExportOnTrainEnd(out)] + list(callbacks or []),
         log_every_n_steps=int(lg["log_every"]), use_distributed_sampler=False,
         val_check_interval=int(lg["val_every"]) if val else None, check_val_every_n_epoch=None if val else 1,
         limit_val_batches=1.0 if val else 0, num_sanity_val_steps=0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from core.data import AugmentConfig, DeterministicStream, MixedDataset, PositionSampler, SpinNpzDataset, SyntheticShards
@@ -79,8 +80,11 @@ class HMRDataModule(pl.LightningDataModule):
         stream = DeterministicStream(self.train_set, seed=int(cfg["seed"]))
         per_rank = max(bs, (len(self.train_set) // (bs * world)) * bs)
         sampler = PositionSampler(per_rank, start=step * bs * world, rank=rank, world=world)
+        # its own generator: creating an iterator must not draw from the global RNG (the
+        # dropout masks of a resumed run would shift at every epoch boundary)
+        gen = torch.Generator().manual_seed(int(cfg["seed"]) + rank)
         return DataLoader(stream, batch_size=bs, sampler=sampler, num_workers=int(cfg["num_workers"]),
-                          drop_last=True, persistent_workers=False, pin_memory=False)
+                          drop_last=True, persistent_workers=False, pin_memory=False, generator=gen)
 
     def val_dataloader(self):
         if self.val_set is None:

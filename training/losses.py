@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -181,7 +182,7 @@ def iuv_loss(u: torch.Tensor, v: torch.Tensor, index_logits: torch.Tensor, ann_l
         zero = (u.sum() + v.sum() + index_logits.sum() + ann_logits.sum()) * 0.0
         return {k: zero for k in ("iuv_index", "iuv_ann", "iuv_u", "iuv_v", "iuv_total")}
     part = part.long()
-    coarse = torch.as_tensor(DENSEPOSE_TO_COARSE15, device=part.device).long()[part]
+    coarse = torch.as_tensor(np.array(DENSEPOSE_TO_COARSE15), device=part.device).long()[part]
     onehot = F.one_hot(part, 25).permute(0, 3, 1, 2).to(u.dtype)            # (B, 25, H, W)
     n = part.shape[0]
     loss_u = F.smooth_l1_loss(u * onehot, uv[:, :1] * onehot, reduction="sum") / n

@@ -42,7 +42,7 @@ from core.models.meshpose.upsampler import (add_training_noise, build_upsampler,
 EVAL_SEED = 777_001   # held-out bodies (training uses --seed, a different stream)
 
 
-def _pass(body, lowpoly, up, num_bodies, seed, chunk, fn) -> None:
+def _pass(body, lowpoly, num_bodies, seed, chunk, fn) -> None:
     """Generate ``num_bodies`` noisy training pairs in chunks (same bodies for the same seed)
     and call ``fn(centred noisy low (B,V,3), centred GT (B,N,3))``."""
     gen = torch.Generator().manual_seed(seed)
@@ -86,13 +86,13 @@ def fit_least_squares(up, body, lowpoly, num_bodies: int, seed: int, ridge: floa
     l1, l2, ids1 = up.layer1, up.layer2, up.level1_ids
     G1 = torch.zeros(l1.num_outputs, l1.index.shape[1], l1.index.shape[1], dtype=torch.float64)
     r1 = torch.zeros(l1.num_outputs, l1.index.shape[1], dtype=torch.float64)
-    _pass(body, lowpoly, up, num_bodies, seed, chunk,
+    _pass(body, lowpoly, num_bodies, seed, chunk,
           lambda x, y: _gram(l1, x.double(), y[:, ids1].double(), G1, r1))
     _solve(l1, G1, r1, ridge)
     del G1, r1
     G2 = torch.zeros(l2.num_outputs, l2.index.shape[1], l2.index.shape[1], dtype=torch.float64)
     r2 = torch.zeros(l2.num_outputs, l2.index.shape[1], dtype=torch.float64)
-    _pass(body, lowpoly, up, num_bodies, seed, chunk,
+    _pass(body, lowpoly, num_bodies, seed, chunk,
           lambda x, y: _gram(l2, l1(x).double(), y.double(), G2, r2))
     _solve(l2, G2, r2, ridge)
 
@@ -133,7 +133,7 @@ def train(args) -> dict:
         opt.step()
         sched.step()
         if step % args.log_every == 0 or step == args.steps:
-            entry = {"step": step, "loss_mm": 1000 * float(loss), "seconds": round(time.time() - start, 1)}
+            entry = {"step": step, "loss_mm": 1000 * loss.item(), "seconds": round(time.time() - start, 1)}
             log.append(entry)
             print(json.dumps(entry), flush=True)
         if args.max_minutes and time.time() - start > 60 * args.max_minutes:

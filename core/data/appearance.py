@@ -58,7 +58,7 @@ def _smooth_noise(rng, res: int) -> np.ndarray:
 
 def _fine_noise(rng, res: int) -> np.ndarray:
     col = _hsv(rng) * 255.0
-    noise = rng.normal(0, rng.uniform(10, 50), size=(res, res, 1)).astype(np.float32)
+    noise = rng.standard_normal((res, res, 1), dtype=np.float32) * np.float32(rng.uniform(10, 50))
     return col[None, None] + noise
 
 
@@ -171,8 +171,9 @@ def shade_body(part: np.ndarray, u: np.ndarray, v: np.ndarray, normal: np.ndarra
     if not fg.any():
         return out
     p = part[fg].astype(np.int64)
-    noise = rng.uniform(0, 1, size=p.shape).astype(np.float32)
-    pat = _pattern_value(app.pattern[p], u[fg], v[fg], app.freq[p], noise)
+    kinds = app.pattern[p]
+    noise = rng.random(p.shape, dtype=np.float32) if (kinds == 4).any() else np.zeros(p.shape, np.float32)
+    pat = _pattern_value(kinds, u[fg], v[fg], app.freq[p], noise)
     albedo = app.part_color[p] * (1.0 - app.amp[p] * pat)[:, None]
     lambert = np.clip(normal[fg] @ app.light, 0.0, 1.0)
     shade = app.ambient + app.diffuse * lambert
@@ -186,5 +187,5 @@ def composite(background: np.ndarray, body_rgb: np.ndarray, mask: np.ndarray, rn
     img = np.where(mask[..., None], body_rgb, background)
     if rng.uniform() < 0.3:
         img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 0.9))
-    img = img + rng.normal(0, rng.uniform(0, 6), size=img.shape).astype(np.float32)
+    img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0, 6))
     return np.clip(np.round(img), 0, 255).astype(np.uint8)

@@ -180,7 +180,7 @@ class SyntheticGenerator:
         cfg = self.cfg
         R, r = cfg.img_res, cfg.iuv_res
         hits, hits_small = raycast_rasters(vertices, self.faces, self.K, R, [(R, R), (r, r)],
-                                           vertex_rays=True, nthreads=self.nthreads)
+                                           vertex_occlusion=True, nthreads=self.nthreads)
         iuv = iuv_from_raycast(hits, self.face_part, self.face_uv)
         iuv_small = iuv_from_raycast(hits_small, self.face_part, self.face_uv)
         vis = visibility_from_raycast(vertices[None], self.faces, self.K, R, hits)

@@ -6,7 +6,7 @@ body-pose axis-angle by EM (:mod:`core.fitting.gmm_em`, fixed seeds), and derive
 component joint-limit boxes from uniform-in-ROM samples. Writes
 ``assets/priors/open_pose_prior.npz`` (float32 ``means`` (8,69), ``covars`` (8,69,69),
 ``weights`` (8,), ``limits_lower``/``limits_upper`` (69,) radians, ``rom_deg`` (23,3,2),
-and a JSON ``info`` string). Deterministic: the same code gives the same file.
+and a JSON ``info`` string). Deterministic (fixed seeds) for a given NumPy and BLAS.
 
 How it differs from SMPLify's ``gmm_08.pkl``: that GMM was fitted to CMU motion-capture
 poses, so it encodes how real people move (correlations between joints, the frequency of

@@ -3,7 +3,8 @@
 * :class:`MaxMixturePrior` — SMPLify's 8-Gaussian pose prior in SMPLify-X's **merged**
   mode over the 69-D body-pose axis-angle (no global orientation)::
 
-      E(θ) = min_k [ ½ (θ − μ_k)ᵀ Σ_k⁻¹ (θ − μ_k) − log( w_k / ((2π)^{34.5} · √det Σ_k / min_j √det Σ_j) ) ]
+      E(θ) = min_k [ ½ (θ − μ_k)ᵀ Σ_k⁻¹ (θ − μ_k)
+                     − log( w_k / ((2π)^{34.5} · √det Σ_k / min_j √det Σ_j) ) ]
 
   (SPIN fact sheet §2.1). Loaded from the user's ``gmm_08.pkl`` (SMPLify's GMM, fitted to
   CMU mocap; keys ``means`` (8,69), ``covars`` (8,69,69), ``weights`` (8,)) through the

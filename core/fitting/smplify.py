@@ -22,7 +22,8 @@ angle prior ``0.317 × pose weight`` — all applied squared (they are residual 
 SMPLify's least squares). SMPLify minimised each stage with Powell's dogleg; here each is a
 run of Adam steps (the last stage the longest), and the body stages also refine the camera
 translation as SMPLify-X does. From the mean pose, both facing directions are tried in the
-camera stage (SMPLify does this for ambiguous views) and the better one is kept.
+camera stage and the better one is kept (SMPLify tries both for near-profile views; here
+always, at the cost of one more camera stage).
 
 During the iterations only the joints are evaluated (``body(..., vertex_ids=empty)``: the
 ~118 vertices SPIN's keypoints need); full meshes are computed only for recorded steps and
@@ -398,9 +399,9 @@ class _Recorder:
         if self.with_vertices:
             verts = (self.body(betas=betas, body_pose=rot[:, 1:], global_orient=rot[:, :1]).vertices
                      + transl[:, None]).cpu().numpy()
-        self.steps.append(RecordedStep(label, stage, k, n, rot.cpu().numpy(), betas.cpu().numpy(),
-                                       transl.cpu().numpy(), j2d.detach().cpu().numpy(), verts,
-                                       {name: v.detach().cpu().numpy() for name, v in losses.items()}))
+        copy = lambda t: t.detach().cpu().numpy().copy()   # noqa: E731  (never alias live parameters)
+        self.steps.append(RecordedStep(label, stage, k, n, copy(rot), copy(betas), copy(transl), copy(j2d), verts,
+                                       {name: copy(v) for name, v in losses.items()}))
 
 
 def _run_camera_stage(body, kp, go, bp, betas, transl, stage, cfg, active, recorder, progress, done, total):
@@ -502,7 +503,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
         focal_length, img_res: crop camera (5000 px, 224).
         sigma: Geman–McClure scale (px). depth_loss_weight: camera-stage depth anchor.
         try_flipped_orientation: also start the camera stage facing away and keep the better
-            fit (default: True for a mean-pose start with the "smplify" schedule).
+            fit (default: True for a mean-pose start).
         camera_gt_torso_first: SPIN's effective camera-stage joint choice (see
             :func:`core.fitting.losses.camera_torso_mask`).
         record_every: record every k-th iteration of every stage (and each stage's last);
@@ -539,7 +540,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
     if init is None:
         init = FitInit.mean(body, B)
         if try_flipped_orientation is None:
-            try_flipped_orientation = schedule_name == "smplify"
+            try_flipped_orientation = True
     init = init.expand(B)
     go0 = init.global_orient.to(ref.device, ref.dtype)
     bp0 = init.body_pose.to(ref.device, ref.dtype)
@@ -574,8 +575,8 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
                 go, transl, terms = _run_camera_stage(body, kp, go, bp, betas, transl, stage, cfg, active,
                                                       recorder, progress, done, total)
         else:
-            go, bp, betas, transl, terms = _run_body_stage(body, kp, go, bp, betas, transl, stage, cfg, prior, active,
-                                                   recorder, progress, done, total)
+            go, bp, betas, transl, terms = _run_body_stage(body, kp, go, bp, betas, transl, stage, cfg, prior,
+                                                           active, recorder, progress, done, total)
     # final evaluation: full mesh
     last_body = next((s for s in reversed(stages) if s.kind == "body"), Stage("body", "body", 0))
     with torch.no_grad():
@@ -595,7 +596,8 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
             warn[b].append("the optimisation diverged (non-finite parameters); returned the initialisation")
     vis = kp[..., 2] > 0
     dist = (j2d - kp[..., :2]).norm(dim=-1)
-    px = torch.where(vis.any(1), (dist * vis).sum(1) / vis.sum(1).clamp(min=1), torch.full_like(dist[:, 0], float("nan")))
+    px = torch.where(vis.any(1), (dist * vis).sum(1) / vis.sum(1).clamp(min=1),
+                     torch.full_like(dist[:, 0], float("nan")))
     rot = out.rotmats
     return SMPLifyResult(
         global_orient=go, body_pose=bp, betas=betas, transl=transl, rotmats=rot,

@@ -61,7 +61,6 @@ class CLIFF(BodyHolder, IEFRegressor):
         input_size: (H, W) of the crops, (256, 192) as released.
     """
 
-    backbone_prefix = "encoder."
 
     def __init__(self, body=None, backbone: str = "resnet50", n_iter: int = 3,
                  input_size: tuple[int, int] = (256, 192)):

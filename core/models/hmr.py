@@ -50,7 +50,6 @@ class HMR(BodyHolder, IEFRegressor):
     """
 
     input_size = (224, 224)
-    backbone_prefix = ""
 
     def __init__(self, body=None, backbone: str = "resnet50", n_iter: int = 3):
         trunk = create_backbone(backbone)

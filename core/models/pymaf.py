@@ -28,7 +28,7 @@ subset path (`intermediate="subset"`, the default); M3 is always the full mesh.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -206,12 +206,11 @@ class PyMAFLevel:
 @dataclass
 class PyMAFOutput:
     """levels: [mean, level 0, level 1, level 2]; iuv: the dp_head prediction on the 56²
-    map (None if the model has no IUV head)."""
+    map (None if the model has no IUV head); global_feature: (B, 2048) pooled layer4."""
 
     levels: list[PyMAFLevel]
     iuv: IUVPrediction | None = None
     global_feature: torch.Tensor | None = None
-    extras: dict = field(default_factory=dict)
 
     @property
     def final(self) -> PyMAFLevel:
@@ -226,7 +225,7 @@ def _selection_matrix(ids: torch.Tensor, num_vertices: int) -> torch.Tensor:
 
 
 class PyMAF(BodyHolder, nn.Module):
-    """PyMAF with a ResNet-50 backbone (see module docstring).
+    """PyMAF (see module docstring).
 
     Args:
         body: a ``core.body`` BodyModel (needed to run; None builds the official layout
@@ -235,10 +234,13 @@ class PyMAF(BodyHolder, nn.Module):
         grid_size: level-0 grid side (21).
         mlp_dims: MAF MLP widths (256, 128, 64, 5).
         iuv_head: build the auxiliary dp_head (True, as released).
+        backbone: "resnet50" as released; other ``BACKBONES`` names for project models.
+
+    The body is not a submodule (the state dict keeps the checkpoint's keys) but moves
+    with the model (`.to()`).
     """
 
     input_size = (224, 224)
-    backbone_prefix = "feature_extractor."
 
     def __init__(self, body=None, layout: str = "official", grid_size: int = 21,
                  mlp_dims=(256, 128, 64, 5), iuv_head: bool = True, backbone: str = "resnet50"):

@@ -71,6 +71,8 @@ def create_model(name: str, body=None, **cfg) -> nn.Module:
     try:
         model = spec.builder(body=_resolve_body(body), **kwargs)
     except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
         raise TypeError(f"create_model({name!r}): bad option ({exc}); options are those of "
                         f"{spec.builder.__name__}") from exc
     model.weights_trained = False

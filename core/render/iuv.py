@@ -80,14 +80,19 @@ def iuv_from_raycast(hits: RaycastResult, face_part, face_uv) -> IUVMaps:
     fid = hits.face_id
     if fid.size and fid.max() >= num_faces:
         raise ValueError(f"hits reference face {fid.max()} but face labels cover {num_faces} faces")
-    mask = fid >= 0
-    safe = np.where(mask, fid, 0)
-    part = np.where(mask, face_part[safe], 0).astype(np.uint8)
-    uv = np.einsum("bhwk,bhwkc->bhwc", hits.bary, face_uv[safe])  # bary is 0 on background
-    return IUVMaps(part, np.ascontiguousarray(uv[..., 0]), np.ascontiguousarray(uv[..., 1]))
+    flat = np.flatnonzero(fid >= 0)
+    hit_faces = fid.reshape(-1)[flat]
+    part = np.zeros(fid.size, np.uint8)
+    part[flat] = face_part[hit_faces]
+    uv = np.einsum("nk,nkc->nc", hits.bary.reshape(-1, 3)[flat], face_uv[hit_faces])
+    u = np.zeros(fid.size, np.float32)
+    v = np.zeros(fid.size, np.float32)
+    u[flat], v[flat] = uv[:, 0], uv[:, 1]
+    return IUVMaps(part.reshape(fid.shape), u.reshape(fid.shape), v.reshape(fid.shape))
 
 
-def render_iuv(vertices, faces, face_part, face_uv, K, image_size, out_size=None) -> IUVMaps:
+def render_iuv(vertices, faces, face_part, face_uv, K, image_size, out_size=None,
+               cull_back_faces: bool = False) -> IUVMaps:
     """Render IUV maps of a batch of meshes.
 
     Args:
@@ -95,10 +100,13 @@ def render_iuv(vertices, faces, face_part, face_uv, K, image_size, out_size=None
         face_part: (F,) DensePose part id per face; face_uv: (F, 3, 2) per-corner UV.
         K: (3, 3) or (B, 3, 3) intrinsics for ``image_size`` (H, W).
         out_size: raster size (e.g. (56, 56) for PyMAF's target); None → ``image_size``.
+        cull_back_faces: faster, exact for closed outward-oriented meshes such as bodies
+            (see :func:`core.render.raycast.raycast`).
     Returns:
         :class:`IUVMaps` of size ``out_size``.
     """
-    return iuv_from_raycast(raycast(vertices, faces, K, image_size, out_size), face_part, face_uv)
+    hits = raycast(vertices, faces, K, image_size, out_size, cull_back_faces=cull_back_faces)
+    return iuv_from_raycast(hits, face_part, face_uv)
 
 
 @dataclass
@@ -127,7 +135,7 @@ class RenderedMaps:
 
 
 def render_maps(vertices, faces, K, image_size, face_part=None, face_uv=None, out_size=None,
-                visibility: bool = True, eps: float = 1e-4) -> RenderedMaps:
+                visibility: bool = True, eps: float = 1e-4, cull_back_faces: bool = False) -> RenderedMaps:
     """One scene build per mesh → masks, depth, IUV (if labels given) and vertex visibility.
 
     Args:
@@ -137,12 +145,15 @@ def render_maps(vertices, faces, K, image_size, face_part=None, face_uv=None, ou
         out_size: raster size (None → ``image_size``); visibility's crop is ``image_size``.
         visibility: also compute per-vertex visibility (one extra ray per vertex).
         eps: relative occlusion tolerance for visibility.
+        cull_back_faces: faster, exact for closed outward-oriented meshes such as bodies
+            (see :func:`core.render.raycast.raycast`).
     """
     if (face_part is None) != (face_uv is None):
         raise ValueError("pass both face_part and face_uv (for IUV maps) or neither")
     verts = as_vertices(vertices)
     tri = as_faces(faces, verts.shape[1])
-    hits = raycast(verts, tri, K, image_size, out_size, vertex_rays=visibility)
+    hits = raycast(verts, tri, K, image_size, out_size, vertex_occlusion=visibility, occlusion_eps=eps,
+                   cull_back_faces=cull_back_faces)
     iuv = iuv_from_raycast(hits, face_part, face_uv) if face_part is not None else None
-    vis = visibility_from_raycast(verts, tri, K, image_size, hits, eps=eps) if visibility else None
+    vis = visibility_from_raycast(verts, tri, K, image_size, hits) if visibility else None
     return RenderedMaps(hits, iuv, vis)

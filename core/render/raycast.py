@@ -3,8 +3,9 @@
 No OpenGL context is involved: each mesh of a batch gets its own
 ``open3d.t.geometry.RaycastingScene``; rays through pixel centres (see
 :mod:`core.render.camera`) are built once per (intrinsics, size) and reused. Optionally the
-same scene also answers one ray per vertex (camera centre → vertex), which is what
-:mod:`core.render.visibility` needs, so a frame costs one BVH build.
+same scene also answers one occlusion ray per vertex (camera centre → vertex, Embree's
+cheaper any-hit query), which is what :mod:`core.render.visibility` needs, so a frame
+costs one BVH build.
 
 Open3D facts this module relies on (checked in ``tests/test_render.py``): ``t_hit`` is in
 units of the (unnormalised) ray direction, so rays with z = 1 give depth directly; a hit
@@ -23,8 +24,7 @@ from .camera import _size, as_intrinsics, pixel_ray_directions
 
 __all__ = ["RaycastResult", "raycast", "as_vertices", "as_faces", "face_normals", "vertex_normals"]
 
-_INVALID_ID = np.uint32(0xFFFFFFFF)
-_RAY_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_RAY_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _RAY_CACHE_SIZE = 16
 
 
@@ -67,6 +67,15 @@ def as_faces(faces, num_vertices: Optional[int] = None) -> np.ndarray:
     return faces
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (faster than np.cross for large batches)."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=np.result_type(a, b))
+    out[..., 0] = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    out[..., 1] = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    out[..., 2] = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return out
+
+
 def face_normals(vertices: np.ndarray, faces: np.ndarray, normalize: bool = True) -> np.ndarray:
     """Face normals ``(v1 − v0) × (v2 − v0)``.
 
@@ -76,12 +85,32 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray, normalize: bool = True
     Returns:
         (B, F, 3) float32.
     """
-    tri = vertices[:, faces]  # (B, F, 3, 3)
-    n = np.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
+    vertices = np.asarray(vertices, dtype=np.float32)
+    v0, v1, v2 = (vertices[:, faces[:, k]] for k in range(3))  # (B, F, 3) each
+    n = _cross(v1 - v0, v2 - v0)
     if normalize:
-        length = np.linalg.norm(n, axis=-1, keepdims=True)
+        length = np.sqrt((n * n).sum(-1, keepdims=True))
         n = np.divide(n, length, out=np.zeros_like(n), where=length > 0)
-    return n.astype(np.float32, copy=False)
+    return n
+
+
+_INCIDENCE_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
+
+
+def _incidence(faces: np.ndarray, num_vertices: int):
+    """Sparse (V, F) float32 matrix with a 1 where vertex v is a corner of face f (cached)."""
+    import scipy.sparse as sp
+
+    key = (num_vertices, faces.shape, hash(faces.tobytes()))
+    mat = _INCIDENCE_CACHE.get(key)
+    if mat is None:
+        F = faces.shape[0]
+        mat = sp.csr_matrix((np.ones(3 * F, np.float32), (faces.reshape(-1), np.repeat(np.arange(F), 3))),
+                            shape=(num_vertices, F))
+        _INCIDENCE_CACHE[key] = mat
+        while len(_INCIDENCE_CACHE) > 8:
+            _INCIDENCE_CACHE.popitem(last=False)
+    return mat
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -95,28 +124,24 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         (B, V, 3) float32.
     """
     B, V, _ = vertices.shape
-    fn = face_normals(vertices, faces, normalize=False).astype(np.float64)  # (B, F, 3)
-    index = (np.arange(B)[:, None, None] * V + faces[None]).reshape(B, -1)  # (B, 3F) per corner
-    index = index.reshape(-1)
-    out = np.empty((B * V, 3))
-    for k in range(3):
-        weights = np.repeat(fn[..., k], 3, axis=1).reshape(-1)
-        out[:, k] = np.bincount(index, weights=weights, minlength=B * V)
-    out = out.reshape(B, V, 3)
-    length = np.linalg.norm(out, axis=-1, keepdims=True)
-    out = np.divide(out, length, out=np.zeros_like(out), where=length > 0)
-    return out.astype(np.float32)
+    fn = face_normals(vertices, faces, normalize=False)        # (B, F, 3), length = 2·area
+    inc = _incidence(np.asarray(faces, dtype=np.int64), V)
+    # each face adds its normal to its three corners
+    out = (inc @ fn.transpose(1, 0, 2).reshape(fn.shape[1], B * 3)).reshape(V, B, 3).transpose(1, 0, 2)
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    length = np.sqrt((out * out).sum(-1, keepdims=True))
+    return np.divide(out, length, out=np.zeros_like(out), where=length > 0)
 
 
-def _pixel_rays(K: np.ndarray, size) -> np.ndarray:
-    """(H·W, 6) float32 rays (origin 0, direction with z = 1) through pixel centres, cached."""
+def _pixel_rays(K: np.ndarray, size):
+    """Open3D tensor (H·W, 6) float32 of rays (origin 0, direction with z = 1) through pixel centres, cached."""
     key = (K.tobytes(), size)
     rays = _RAY_CACHE.get(key)
     if rays is None:
         d = pixel_ray_directions(K, size).reshape(-1, 3)
-        rays = np.zeros((d.shape[0], 6), dtype=np.float32)
-        rays[:, 3:] = d
-        rays.setflags(write=False)
+        arr = np.zeros((d.shape[0], 6), dtype=np.float32)
+        arr[:, 3:] = d
+        rays = _o3d().core.Tensor(arr)
         _RAY_CACHE[key] = rays
         while len(_RAY_CACHE) > _RAY_CACHE_SIZE:
             _RAY_CACHE.popitem(last=False)
@@ -136,17 +161,16 @@ class RaycastResult:
             corners 0, 1, 2 (sum 1); 0 on background.
         normal: (B, H, W, 3) float32 unit geometric normal of the hit face
             (``(v1 − v0) × (v2 − v0)`` normalised, not flipped towards the camera); 0 on background.
-        vertex_t: (B, V) float32 or None. For the ray ``s·X_v`` from the camera centre to
-            vertex ``X_v``, the parameter ``s`` of its first hit (1 = the vertex itself, inf = none).
-        vertex_face: (B, V) int64 or None, the face of that first hit (−1 = none).
+        vertex_occluded: (B, V) bool or None. Whether the segment ``s·X_v``, ``0 < s < 1 − eps``,
+            from the camera centre towards vertex ``X_v`` hits any triangle. Faces that contain
+            the vertex meet this line only at ``s = 1`` and so never count.
     """
 
     depth: np.ndarray
     face_id: np.ndarray
     bary: np.ndarray
     normal: np.ndarray
-    vertex_t: Optional[np.ndarray] = None
-    vertex_face: Optional[np.ndarray] = None
+    vertex_occluded: Optional[np.ndarray] = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -154,7 +178,8 @@ class RaycastResult:
         return self.face_id >= 0
 
 
-def raycast(vertices, faces, K, image_size, out_size=None, vertex_rays: bool = False) -> RaycastResult:
+def raycast(vertices, faces, K, image_size, out_size=None, vertex_occlusion: bool = False,
+            occlusion_eps: float = 1e-4, cull_back_faces: bool = False) -> RaycastResult:
     """Cast one ray per pixel centre (and optionally one per vertex) at each mesh of a batch.
 
     Args:
@@ -165,7 +190,14 @@ def raycast(vertices, faces, K, image_size, out_size=None, vertex_rays: bool = F
         out_size: (H', W') raster size; None → ``image_size``. The same camera is rendered
             at this resolution (``K`` rescaled), e.g. 56×56 for PyMAF's IUV target, or a lower
             resolution to save time.
-        vertex_rays: also cast the camera→vertex rays (fills ``vertex_t`` / ``vertex_face``).
+        vertex_occlusion: also test the camera→vertex segments (fills ``vertex_occluded``).
+        occlusion_eps: a hit at ``s >= 1 − eps`` along ``s·X_v`` does not occlude (relative
+            to the vertex's distance, so it means the same at 2 m and at SPIN's ≈50 m).
+        cull_back_faces: leave faces turned away from the camera (``n · v0 > 0``) out of the
+            scene, which halves the BVH build, the dominant cost. The result is unchanged for
+            closed, outward-oriented meshes (such as SMPL-layout bodies, also when
+            self-intersecting) seen from outside: the first surface a ray from outside meets
+            is entered from the front. Leave it off for open meshes or unknown winding.
     Returns:
         :class:`RaycastResult` with maps of size ``out_size``.
     """
@@ -181,41 +213,44 @@ def raycast(vertices, faces, K, image_size, out_size=None, vertex_rays: bool = F
         Ks[:, 0] *= out[1] / size[1]
         Ks[:, 1] *= out[0] / size[0]
     H, W = out
-    n_pix = H * W
 
-    depth = np.zeros((B, H, W), np.float32)
-    face_id = np.full((B, H, W), -1, np.int64)
-    bary = np.zeros((B, H, W, 3), np.float32)
-    normal = np.zeros((B, H, W, 3), np.float32)
-    vertex_t = np.full((B, V), np.inf, np.float32) if vertex_rays else None
-    vertex_face = np.full((B, V), -1, np.int64) if vertex_rays else None
+    depth = np.empty((B, H * W), np.float32)
+    face_id = np.empty((B, H * W), np.int64)
+    bary = np.empty((B, H * W, 3), np.float32)
+    normal = np.empty((B, H * W, 3), np.float32)
+    if not 0.0 <= occlusion_eps < 1.0:
+        raise ValueError(f"occlusion_eps must be in [0, 1), got {occlusion_eps}")
+    vertex_occluded = np.empty((B, V), bool) if vertex_occlusion else None
 
-    faces_o3d = o3d.core.Tensor(tri.astype(np.uint32))
-    rays = np.empty((n_pix + (V if vertex_rays else 0), 6), np.float32)
-    if vertex_rays:
-        rays[n_pix:, :3] = 0.0
+    faces_o3d = None if cull_back_faces else o3d.core.Tensor(tri.astype(np.uint32))
+    keep = None
+    if cull_back_faces:
+        fn_all = face_normals(verts, tri, normalize=False)      # (B, F, 3)
+        facing = np.einsum("bfk,bfk->bf", fn_all, verts[:, tri[:, 0]])
+    if vertex_occlusion:
+        vrays = np.zeros((V, 6), np.float32)
     for b in range(B):
-        rays[:n_pix] = _pixel_rays(Ks[b], out)
-        if vertex_rays:
-            rays[n_pix:, 3:] = verts[b]
         scene = o3d.t.geometry.RaycastingScene()
+        if cull_back_faces:
+            keep = np.flatnonzero(facing[b] <= 0.0)
+            faces_o3d = o3d.core.Tensor(tri[keep].astype(np.uint32))
         scene.add_triangles(o3d.core.Tensor(verts[b]), faces_o3d)
-        hit = scene.cast_rays(o3d.core.Tensor(rays))
+        hit = scene.cast_rays(_pixel_rays(Ks[b], out))
+        # misses: t_hit = inf, ids = 2³² − 1 (−1 as int32), uvs and normals = 0
+        prim = hit["primitive_ids"].numpy().view(np.int32)
+        if keep is not None and keep.size:
+            face_id[b] = np.where(prim >= 0, keep[np.maximum(prim, 0)], -1)
+        else:
+            face_id[b] = prim
         t_hit = hit["t_hit"].numpy()
-        prim = hit["primitive_ids"].numpy()
-        valid = prim[:n_pix] != _INVALID_ID
-        flat = np.flatnonzero(valid)
-        uv = hit["primitive_uvs"].numpy()[:n_pix][flat]
-        d = depth[b].reshape(-1)
-        d[flat] = t_hit[:n_pix][flat]
-        face_id[b].reshape(-1)[flat] = prim[:n_pix][flat]
-        bb = bary[b].reshape(-1, 3)
-        bb[flat, 0] = 1.0 - uv[:, 0] - uv[:, 1]
-        bb[flat, 1:] = uv
-        normal[b].reshape(-1, 3)[flat] = hit["primitive_normals"].numpy()[:n_pix][flat]
-        if vertex_rays:
-            vprim = prim[n_pix:]
-            vhit = vprim != _INVALID_ID
-            vertex_t[b] = t_hit[n_pix:]
-            vertex_face[b][vhit] = vprim[vhit]
-    return RaycastResult(depth, face_id, bary, normal, vertex_t, vertex_face)
+        np.copyto(depth[b], np.where(prim >= 0, t_hit, 0.0))
+        uv = hit["primitive_uvs"].numpy()
+        bary[b, :, 1:] = uv
+        bary[b, :, 0] = np.where(prim >= 0, 1.0 - uv[:, 0] - uv[:, 1], 0.0)
+        normal[b] = hit["primitive_normals"].numpy()
+        if vertex_occlusion:
+            vrays[:, 3:] = verts[b]
+            vertex_occluded[b] = scene.test_occlusions(o3d.core.Tensor(vrays), tnear=0.0,
+                                                       tfar=1.0 - occlusion_eps).numpy()
+    return RaycastResult(depth.reshape(B, H, W), face_id.reshape(B, H, W), bary.reshape(B, H, W, 3),
+                         normal.reshape(B, H, W, 3), vertex_occluded)

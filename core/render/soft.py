@@ -225,7 +225,9 @@ def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.
             part = checkpoint(run_chunk, tri, wtri, pairs_c, use_reentrant=False)
         else:
             part = run_chunk(tri, wtri, pairs_c)
-        log_keep = log_keep.index_add(0, pairs_c[:, 0] * T + pairs_c[:, 1], part)
+        # index_put(accumulate) rather than index_add: the latter is pathologically slow on
+        # oversubscribed multi-threaded CPUs for small inputs
+        log_keep = log_keep.index_put((pairs_c[:, 0] * T + pairs_c[:, 1],), part, accumulate=True)
     sil = 1.0 - torch.exp(log_keep)                                        # (B·T, P)
     sil = sil.reshape(B, nty, ntx, ts_h, ts_w).permute(0, 1, 3, 2, 4).reshape(B, nty * ts_h, ntx * ts_w)
     return sil[:, :H, :W]

@@ -2,10 +2,10 @@
 
 A vertex ``X_v`` (camera frame) is
 
-- **occluded** when the ray from the camera centre towards it, ``s·X_v``, first hits a face
-  that does not contain the vertex at ``s < 1 − eps`` (eps is relative to the vertex's
-  distance, so it means the same at SPIN's ≈50 m camera distance and at 2 m). Faces that
-  contain the vertex can only be met at ``s = 1`` and are never occluders;
+- **occluded** when the ray from the camera centre towards it, ``s·X_v``, hits any face at
+  ``s < 1 − eps`` (eps is relative to the vertex's distance, so it means the same at SPIN's
+  ≈50 m camera distance and at 2 m). Faces that contain the vertex meet that line only at
+  ``s = 1`` and so are never occluders;
 - **back-facing** when its area-weighted normal points away from the camera:
   ``n_v · X_v >= 0`` (view direction = ``X_v − 0``);
 - **out of crop** when it projects outside ``[0, W) × [0, H)`` or lies at ``Z <= 0``.
@@ -47,32 +47,25 @@ class VertexVisibility:
     pixels: np.ndarray
 
 
-def visibility_from_raycast(vertices, faces, K, image_size, hits: RaycastResult,
-                            eps: float = 1e-4) -> VertexVisibility:
-    """Visibility from a :class:`RaycastResult` cast with ``vertex_rays=True`` on the same meshes.
+def visibility_from_raycast(vertices, faces, K, image_size, hits: RaycastResult) -> VertexVisibility:
+    """Visibility from a :class:`RaycastResult` cast with ``vertex_occlusion=True`` on the same meshes.
 
     Args:
         vertices: (B, V, 3) camera-frame vertices; faces: (F, 3).
         K: (3, 3) or (B, 3, 3) intrinsics for ``image_size`` (H, W) — the crop whose bounds
             define out-of-crop.
-        hits: the raycast of these meshes with ``vertex_rays=True``.
-        eps: relative tolerance: a hit at ``s >= 1 − eps`` does not occlude.
+        hits: the raycast of these meshes with ``vertex_occlusion=True``.
     """
-    if hits.vertex_t is None:
-        raise ValueError("visibility_from_raycast needs hits cast with raycast(..., vertex_rays=True)")
+    if hits.vertex_occluded is None:
+        raise ValueError("visibility_from_raycast needs hits cast with raycast(..., vertex_occlusion=True)")
     verts = as_vertices(vertices)
     B, V, _ = verts.shape
     tri = as_faces(faces, V)
     H, W = _size(image_size)
     Ks = as_intrinsics(K, B)
-    if hits.vertex_t.shape != (B, V):
-        raise ValueError(f"hits.vertex_t is {hits.vertex_t.shape}, expected {(B, V)} for these vertices")
-
-    hit_face = hits.vertex_face
-    hit_any = hit_face >= 0
-    safe_face = np.where(hit_any, hit_face, 0)
-    incident = (tri[safe_face] == np.arange(V)[None, :, None]).any(-1)
-    occluded = hit_any & (hits.vertex_t < 1.0 - eps) & ~incident
+    if hits.vertex_occluded.shape != (B, V):
+        raise ValueError(f"hits.vertex_occluded is {hits.vertex_occluded.shape}, expected {(B, V)} for these vertices")
+    occluded = hits.vertex_occluded
 
     normals = vertex_normals(verts, tri)
     back_facing = np.einsum("bvk,bvk->bv", normals, verts) >= 0.0
@@ -87,19 +80,22 @@ def visibility_from_raycast(vertices, faces, K, image_size, hits: RaycastResult,
     return VertexVisibility(visible, weight, occluded, back_facing, out_of_crop, pixels)
 
 
-def vertex_visibility(vertices, faces, K, image_size, eps: float = 1e-4) -> VertexVisibility:
-    """Per-vertex visibility with one ray per vertex (a single ray batch per mesh).
+def vertex_visibility(vertices, faces, K, image_size, eps: float = 1e-4,
+                      cull_back_faces: bool = False) -> VertexVisibility:
+    """Per-vertex visibility with one occlusion ray per vertex (a single ray batch per mesh).
 
     Args:
         vertices: (B, V, 3) camera-frame vertices (numpy or torch).
         faces: (F, 3) integer triangles (outward counter-clockwise winding).
         K: (3, 3) or (B, 3, 3) intrinsics for an image of ``image_size`` (H, W).
         eps: relative occlusion tolerance (see module docstring).
+        cull_back_faces: faster, exact for closed outward-oriented meshes such as bodies
+            (see :func:`core.render.raycast.raycast`).
     Returns:
         :class:`VertexVisibility`.
     """
     verts = as_vertices(vertices)
     # a 1×1 raster: the scene is built once per mesh, the vertex rays dominate
     hits = raycast(verts, faces, as_intrinsics(K, verts.shape[0]), image_size, out_size=(1, 1),
-                   vertex_rays=True)
-    return visibility_from_raycast(verts, faces, K, image_size, hits, eps=eps)
+                   vertex_occlusion=True, occlusion_eps=eps, cull_back_faces=cull_back_faces)
+    return visibility_from_raycast(verts, faces, K, image_size, hits)

@@ -15,7 +15,6 @@ was built from), so ``betas ~ N(0, 1)`` spans realistic shapes.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 __all__ = ["JOINT_LIMITS_DEG", "sample_poses", "sample_bodies", "euler_xyz_to_rotmat", "random_rotations"]

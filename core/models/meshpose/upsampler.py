@@ -219,7 +219,7 @@ def save_upsampler(upsampler: MeshUpsampler, path, info: dict | None = None, dty
     The description (format, sizes, ``info``) is stored in the safetensors metadata and in
     ``<path>.json``.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from core.utils.io import atomic_write_bytes
 
@@ -237,9 +237,7 @@ def save_upsampler(upsampler: MeshUpsampler, path, info: dict | None = None, dty
         elif t.dtype == torch.long:
             t = t.to(torch.int32)
         tensors[name] = t.contiguous()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"meshpose_upsampler": text})
-    tmp.replace(path)
+    atomic_write_bytes(path, save(tensors, metadata={"meshpose_upsampler": text}))
     atomic_write_bytes(path.with_suffix(".json"), (text + "\n").encode())
     return path
 
@@ -267,7 +265,8 @@ def load_upsampler(path, body=None, lowpoly: LowPolyTemplate | None = None) -> M
         raise ValueError(f"{path} reads {desc['num_low']} low-poly vertices, the template has {lowpoly.num_vertices}")
 
     def layer(prefix, num_inputs):
-        return SparseVertexLinear(tensors[f"{prefix}.index"].long().numpy(), tensors[f"{prefix}.weight"].float().numpy(),
+        return SparseVertexLinear(tensors[f"{prefix}.index"].long().numpy(),
+                                  tensors[f"{prefix}.weight"].float().numpy(),
                                   tensors[f"{prefix}.mask"].bool().numpy(), num_inputs)
 
     up = MeshUpsampler(layer("layer1", desc["num_low"]), layer("layer2", desc["num_level1"]),

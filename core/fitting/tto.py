@@ -1,0 +1,163 @@
+"""Shared pieces of test-time optimisation of a regressor (EFT, Meta-HMR).
+
+A regressor here is a ``core.models`` HMR-like network: ``model(images)`` on (B, 3, 224, 224)
+ImageNet-normalised crops returns an output with ``.final`` (a
+:class:`~core.models.ief.RegressorState`: 6D pose, rotmats (B,24,3,3), betas (B,10),
+weak-perspective cam (B,3)), and ``model.body`` is its ``core.body`` BodyModel. Its IEF head
+is the modules ``fc1, fc2, decpose, decshape, deccam``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.geometry import FOCAL_LENGTH, IMG_RES, normalize_image, weak_perspective_to_translation
+from core.trace import Step
+
+from .losses import normalize_keypoints, project_crop
+
+__all__ = ["HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
+           "as_network_input", "regressor_body", "StateEval", "evaluate_regressor_state",
+           "weak_projection_norm", "tto_step", "bn_running_stats"]
+
+HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.")
+
+
+def head_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """name → parameter of the IEF regressor head (fc1, fc2, decpose, decshape, deccam)."""
+    head = {n: p for n, p in model.named_parameters() if n.startswith(HEAD_PREFIXES)}
+    if not head:
+        raise ValueError(f"{type(model).__name__} has no IEF head parameters (names starting with "
+                         f"{', '.join(HEAD_PREFIXES)}); Meta-HMR's inner step adapts that head")
+    return head
+
+
+def norm_and_dropout_modules(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(batch-norm modules, dropout modules) of a network."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    return bns, drops
+
+
+def set_exemplar_mode(model: nn.Module, freeze_bn_affine: bool = True) -> None:
+    """EFT's ``exemplerTrainingMode``: train mode, but every BatchNorm in eval mode (running
+    statistics used, never updated) with its affine weights frozen, and every Dropout in
+    eval mode (off)."""
+    model.train()
+    bns, drops = norm_and_dropout_modules(model)
+    for m in bns:
+        m.eval()
+        if freeze_bn_affine:
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
+    for m in drops:
+        m.eval()
+
+
+def bn_running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every BatchNorm buffer (running_mean, running_var, num_batches_tracked)."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            for bname, buf in m.named_buffers(recurse=False):
+                if buf is not None:
+                    out[f"{name}.{bname}"] = buf.detach().clone()
+    return out
+
+
+def as_network_input(crops, model: nn.Module) -> torch.Tensor:
+    """Crops → (B, 3, H, W) float on the model's device: uint8 (H, W, 3)/(B, H, W, 3) RGB
+    (normalised here) or an already-normalised (B, 3, H, W) tensor."""
+    ref = next(model.parameters())
+    if torch.is_tensor(crops) and crops.ndim == 4 and crops.shape[1] == 3 and crops.is_floating_point():
+        return crops.to(ref.device, ref.dtype)
+    arr = np.asarray(crops.detach().cpu() if torch.is_tensor(crops) else crops)
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or arr.shape[-1] != 3:
+        raise ValueError(f"crops: expected uint8 RGB (H, W, 3) or (B, H, W, 3), or a normalised (B, 3, H, W) "
+                         f"float tensor; got {arr.shape} {arr.dtype}")
+    t = normalize_image(arr)
+    if t.ndim == 3:
+        t = t[None]
+    return t.to(ref.device, ref.dtype)
+
+
+def regressor_body(model: nn.Module, body=None):
+    """The body to evaluate a regressor's parameters with (``body`` or ``model.body``)."""
+    body = body if body is not None else model.__dict__.get("body", getattr(model, "body", None))
+    if body is None:
+        raise ValueError("test-time optimisation needs a body: build the regressor with "
+                         "core.models.create_model(..., body=load_body('open')) or pass body=")
+    return body
+
+
+@dataclass
+class StateEval:
+    """A regressor state evaluated on the crop: joints3d (B,49,3) body frame, joints2d
+    (B,49,2) crop pixels, joints2d_norm (B,49,2), transl (B,3), vertices (B,V,3) body frame
+    or None."""
+
+    joints3d: torch.Tensor
+    joints2d: torch.Tensor
+    joints2d_norm: torch.Tensor
+    transl: torch.Tensor
+    vertices: Optional[torch.Tensor]
+
+
+def weak_projection_norm(points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+    """EFT's weak perspective in normalised crop coordinates: ``s · X_xy + (tx, ty)``
+    (issue facebookresearch/eft#23: not SPIN's ``s · (X_xy + t)``). (B,N,3), (B,3) → (B,N,2)."""
+    return cam[:, None, :1] * points[..., :2] + cam[:, None, 1:]
+
+
+def evaluate_regressor_state(body, state, projection: str = "spin", full_mesh: bool = False,
+                             focal: float = FOCAL_LENGTH, img_res: int = IMG_RES) -> StateEval:
+    """Evaluate a RegressorState: joints (always), vertices (``full_mesh``), 2D joints with
+    SPIN's perspective crop camera (``projection="spin"``) or EFT's weak perspective
+    (``"eft"``)."""
+    rot = state.rotmat
+    if full_mesh:
+        out = body(betas=state.betas, body_pose=rot[:, 1:], global_orient=rot[:, :1])
+    else:
+        empty = torch.zeros(0, dtype=torch.long, device=rot.device)
+        out = body(betas=state.betas, body_pose=rot[:, 1:], global_orient=rot[:, :1], vertex_ids=empty,
+                   return_vertices=False)
+    transl = weak_perspective_to_translation(state.cam, focal, img_res)
+    half = img_res / 2.0
+    if projection == "spin":
+        px = project_crop(out.joints, transl, focal, img_res)
+        norm = (px - half) / half
+    elif projection == "eft":
+        norm = weak_projection_norm(out.joints, state.cam)
+        px = norm * half + half
+    else:
+        raise ValueError(f"projection must be 'spin' or 'eft', got {projection!r}")
+    return StateEval(out.joints, px, norm, transl, out.vertices if full_mesh else None)
+
+
+def tto_step(label: str, body, state, index: int, target_px: np.ndarray, losses: dict, meta: dict,
+             projection: str = "spin", maps: Optional[dict] = None) -> Step:
+    """A Trace step for sample ``index`` of a regressor state: full mesh in the camera frame
+    (SPIN's crop camera), projected joints, losses + ``keypoints_2d_px``."""
+    with torch.no_grad():
+        st = type(state)(state.pose6d[index:index + 1].detach(), state.betas[index:index + 1].detach(),
+                         state.cam[index:index + 1].detach(), state.rotmat[index:index + 1].detach())
+        ev = evaluate_regressor_state(body, st, projection=projection, full_mesh=True)
+    j2d = ev.joints2d[0].cpu().numpy()
+    vis = target_px[:, 2] > 0
+    losses = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()}
+    losses["keypoints_2d_px"] = (float(np.linalg.norm(j2d[vis] - target_px[vis, :2], axis=-1).mean())
+                                 if vis.any() else float("nan"))
+    rot = st.rotmat[0].cpu().numpy()
+    return Step(label, params={"global_orient": rot[:1], "body_pose": rot[1:], "betas": st.betas[0],
+                               "cam": st.cam[0], "transl": ev.transl[0], "pose6d": st.pose6d[0]},
+                vertices=(ev.vertices[0] + ev.transl[0]).cpu().numpy(), joints2d=j2d, losses=losses,
+                maps=maps or {}, meta=meta)
+
+
+def target_normalized(keypoints: torch.Tensor, img_res: int = IMG_RES) -> torch.Tensor:
+    """(B,49,3) crop pixels → normalised targets (see :func:`normalize_keypoints`)."""
+    return normalize_keypoints(keypoints, img_res)

@@ -1,0 +1,190 @@
+"""Trainers end to end on a tiny synthetic set (a few steps, ResNet-18, 64² crops), exact
+resume, configs, losses and Meta-HMR's inner step against slow references."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+pl = pytest.importorskip("pytorch_lightning")
+
+from training.cli import build_trainer, main, module_class  # noqa: E402
+from training.config import load_config, parse_data_spec  # noqa: E402
+from training.data import HMRDataModule  # noqa: E402
+
+TINY = ["model.name=hmr_resnet18", "img_res=64", "num_workers=0", "batch_size=4", "logging.image_every=1",
+        "logging.checkpoint_every=2", "logging.log_every=1"]
+METHOD_TINY = {
+    "hmr": [],
+    "spin": ["method_options.smplify_iters=2", "method_options.use_gt_smpl=false"],
+    "pymaf": ["model.name=pymaf", "model.backbone=resnet18"],
+    "meta-hmr": ["method_options.main_iters=2"],
+}
+
+
+class Recorder(pl.Callback):
+    def __init__(self):
+        self.losses = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses[outputs["panel_step"]] = float(outputs["loss"])
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from core.data.synthetic import write_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    write_dataset(out, num=8, shard_size=4, seed=1, progress=False)
+    return out
+
+
+def run(method, data, out, steps, extra=(), resume=None):
+    cfg = load_config(method, None, TINY + METHOD_TINY[method] + [f"max_steps={steps}", f"out_dir={out}"] + list(extra),
+                      data)
+    pl.seed_everything(0)
+    rec = Recorder()
+    trainer = build_trainer(cfg, 1, "cpu", callbacks=[rec])
+    module = module_class(method)(cfg)
+    trainer.fit(module, HMRDataModule(cfg), ckpt_path=resume, weights_only=False)
+    return rec.losses, module, trainer
+
+
+@pytest.mark.parametrize("method", ["hmr", "spin", "pymaf", "meta-hmr"])
+def test_trainer_runs_end_to_end(method, synth, tmp_path):
+    losses, module, trainer = run(method, f"synthetic:{synth}", tmp_path, 2)
+    assert sorted(losses) == [0, 1] and all(np.isfinite(list(losses.values())))
+    assert (tmp_path / "final.safetensors").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((tmp_path / "panels").glob("step_*.png"))) == 2
+    from core.models import load_project_checkpoint
+
+    model = load_project_checkpoint(tmp_path / "final.safetensors")
+    assert model.weights_trained and model.checkpoint_config["config"]["method"] == method
+    if method == "spin":
+        fits = np.load(tmp_path / "fits" / "tiny_fits.npy")
+        assert fits.shape == (8, 82) and np.abs(fits).sum() > 0     # SMPLify filled some fits in
+    if method == "meta-hmr":
+        assert (tmp_path / "final_aux.safetensors").is_file()
+    metrics = (tmp_path / "logs" / "metrics.csv").read_text()
+    assert "train/loss" in metrics
+
+
+def test_resume_gives_the_same_next_step_loss(synth, tmp_path):
+    full, _, _ = run("hmr", f"synthetic:{synth}", tmp_path / "a", 4)
+    _, _, _ = run("hmr", f"synthetic:{synth}", tmp_path / "b", 2)       # "killed" after step 2's checkpoint
+    ckpt = tmp_path / "b" / "checkpoints" / "step0000002.ckpt"
+    resumed, _, trainer = run("hmr", f"synthetic:{synth}", tmp_path / "b", 4, resume=str(ckpt))
+    assert sorted(resumed) == [2, 3] and trainer.global_step == 4
+    assert resumed[2] == pytest.approx(full[2], rel=1e-5)
+    assert resumed[3] == pytest.approx(full[3], rel=1e-5)
+
+
+def test_spin_fits_survive_resume(synth, tmp_path):
+    _, first, _ = run("spin", f"synthetic:{synth}", tmp_path, 2)
+    saved = first.fits.fits["tiny"]["pose"].copy()
+    ckpt = tmp_path / "checkpoints" / "step0000002.ckpt"
+    state = torch.load(ckpt, weights_only=False)
+    np.testing.assert_allclose(state["fits"]["tiny"]["pose"].numpy(), saved)
+
+
+def test_npz_data_and_static_fits(tmp_path):
+    """HMR and PyMAF on a SPIN .npz file (IUV targets rendered on the fly, final fits)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    names = []
+    for i in range(4):
+        names.append(f"img/{i}.jpg")
+        cv2.imwrite(str(tmp_path / names[-1]), rng.integers(0, 255, size=(120, 100, 3), dtype=np.uint8))
+    part = np.concatenate([rng.uniform(20, 90, size=(4, 24, 2)), np.ones((4, 24, 1))], -1)
+    np.savez(tmp_path / "toy.npz", imgname=np.array(names), center=np.full((4, 2), 55.0), scale=np.full(4, 0.5),
+             part=part, pose=rng.normal(scale=0.2, size=(4, 72)), shape=rng.normal(size=(4, 10)),
+             has_smpl=np.array([1, 0, 0, 1]))
+    np.savez(tmp_path / "toy_final.npz", pose=rng.normal(scale=0.2, size=(4, 72)), betas=rng.normal(size=(4, 10)),
+             valid_fit=np.array([1, 1, 0, 0]))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data:\n  train:\n    - {{kind: npz, path: {tmp_path / 'toy.npz'}, img_root: {tmp_path}, "
+                   f"fits: {tmp_path / 'toy_final.npz'}}}\n")
+    from training.config import load_config as lc
+
+    c = lc("pymaf", cfg, TINY + METHOD_TINY["pymaf"] + ["max_steps=1", f"out_dir={tmp_path / 'run'}"])
+    pl.seed_everything(0)
+    rec = Recorder()
+    module = module_class("pymaf")(c)
+    build_trainer(c, 1, "cpu", callbacks=[rec]).fit(module, HMRDataModule(c), weights_only=False)
+    assert np.isfinite(rec.losses[0])
+    assert "toy" in module.fits
+
+
+def test_cli_and_config_errors(synth, tmp_path):
+    with pytest.raises(KeyError, match="loss.keypoint2d"):
+        load_config("hmr", None, ["loss.keypoint2d=1"], f"synthetic:{synth}")
+    with pytest.raises(ValueError, match="no training data"):
+        load_config("hmr")
+    with pytest.raises(ValueError, match="image root"):
+        parse_data_spec("npz:a.npz")
+    assert parse_data_spec("npz:a.npz=imgs@0.3+synthetic:d") == [
+        {"kind": "npz", "path": "a.npz", "img_root": "imgs", "ratio": 0.3},
+        {"kind": "synthetic", "path": "d", "img_root": None, "ratio": 1.0}]
+    with pytest.raises(KeyError, match="method_options"):
+        module_class("hmr")(load_config("hmr", None, ["method_options.bogus=1"], f"synthetic:{synth}"))
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"method": "spin"}))
+    with pytest.raises(ValueError, match="not 'hmr'"):
+        load_config("hmr", cfg, data=f"synthetic:{synth}")
+    assert main(["hmr", "--data", f"synthetic:{synth}", "--max-steps", "1", "--accelerator", "cpu", "--devices", "1",
+                 "--out", str(tmp_path / "cli")] + sum([["--set", s] for s in TINY], [])) == 0
+    assert (tmp_path / "cli" / "config.json").is_file()
+
+
+# ----------------------------------------------------------------------------- losses
+def test_iuv_loss_against_explicit_loops():
+    from training.losses import iuv_loss
+    from core.render.parts import DENSEPOSE_TO_COARSE15
+
+    g = torch.Generator().manual_seed(0)
+    B, H, W = 2, 3, 2
+    u, v, idx = (torch.randn(B, 25, H, W, generator=g) for _ in range(3))
+    ann = torch.randn(B, 15, H, W, generator=g)
+    part = torch.randint(0, 25, (B, H, W), generator=g)
+    uv = torch.rand(B, 2, H, W, generator=g) * (part > 0)[:, None]
+    out = iuv_loss(u, v, idx, ann, part, uv, valid=torch.tensor([True, True]))
+    ce = ce_ann = su = sv = 0.0
+    sl1 = lambda d: 0.5 * d * d if abs(d) < 1 else abs(d) - 0.5  # noqa: E731
+    for b in range(B):
+        for y in range(H):
+            for x in range(W):
+                p = int(part[b, y, x])
+                ce += -torch.log_softmax(idx[b, :, y, x], 0)[p]
+                ce_ann += -torch.log_softmax(ann[b, :, y, x], 0)[int(DENSEPOSE_TO_COARSE15[p])]
+                su += sl1(float(u[b, p, y, x] - uv[b, 0, y, x]))
+                sv += sl1(float(v[b, p, y, x] - uv[b, 1, y, x]))
+    n = B * H * W
+    assert float(out["iuv_index"]) == pytest.approx(float(ce) / n, rel=1e-5)
+    assert float(out["iuv_ann"]) == pytest.approx(float(ce_ann) / n, rel=1e-5)
+    assert float(out["iuv_u"]) == pytest.approx(0.5 * su / B, rel=1e-5)
+    assert float(out["iuv_v"]) == pytest.approx(0.5 * sv / B, rel=1e-5)
+    none = iuv_loss(u, v, idx, ann, part, uv, valid=torch.tensor([False, False]))
+    assert float(none["iuv_total"]) == 0.0
+
+
+def test_keypoint_3d_loss_and_reduction():
+    from training.losses import Term, keypoint_3d_loss, reduce_terms
+
+    g = torch.Generator().manual_seed(1)
+    pred = torch.randn(3, 49, 3, generator=g)
+    gt = torch.cat([torch.randn(3, 24, 3, generator=g), torch.rand(3, 24, 1, generator=g)], -1)
+    ref = []
+    for b in range(3):
+        p = pred[b, 25:] - pred[b, 25:][[2, 3]].mean(0)
+        t = gt[b, :, :3] - gt[b, [2, 3], :3].mean(0)
+        ref.append((gt[b, :, 3:] * (p - t) ** 2).mean())
+    torch.testing.assert_close(keypoint_3d_loss(pred, gt), torch.stack(ref))
+    terms = {"a": Term(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([True, False, True])),
+             "b": Term(torch.tensor([4.0, 4.0, 4.0]))}
+    total, parts = reduce_terms(terms, {"a": 2.0, "b": 0.5, "scale": 10.0})
+    assert float(total) == pytest.approx(10 * (2 * 2.0 + 0.5 * 4.0))
+    per, _ = reduce_terms(terms, {"a": 2.0, "b": 0.5}, per_sample=True, scale=1.0)
+    torch.testing.assert_close(per, torch.tensor([2 * 1 + 2.0, 2.0, 2 * 3 + 2.0]))
