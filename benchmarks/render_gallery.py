@@ -116,16 +116,17 @@ def main():
         iuv, vis = maps.iuv, maps.visibility
         bg = background(size)
         views = {
-            "front": render_overlay(bg, verts, faces, K),
-            "parts": render_overlay(bg, verts, faces, K, face_colors=part_colors, alpha=1.0),
-            "side": render_view(verts, faces, K, size, "side"),
-            "top": render_view(verts, faces, K, size, "top"),
+            "front": render_overlay(bg, verts, faces, K, supersample=2),
+            "parts": render_overlay(bg, verts, faces, K, face_colors=part_colors, alpha=1.0, supersample=2),
+            "side": render_view(verts, faces, K, size, "side", supersample=2),
+            "top": render_view(verts, faces, K, size, "top", supersample=2),
             "iuv_I": iuv_to_rgb(iuv.part[0], mode="part"),
             "iuv_U": iuv_to_rgb(iuv.part[0], iuv.u[0], iuv.v[0], mode="u"),
             "iuv_V": iuv_to_rgb(iuv.part[0], iuv.u[0], iuv.v[0], mode="v"),
             "iuv_rgb": iuv_to_rgb(iuv.part[0], iuv.u[0], iuv.v[0], mode="iuv"),
             "lsp6": colorize_labels(iuv.lsp6()[0], LSP6_PALETTE),
-            "visibility": render_visibility(bg, verts, faces, K, vis.weight[0], mode="mesh", alpha=1.0),
+            "visibility": render_visibility(bg, verts, faces, K, vis.weight[0], mode="mesh", alpha=1.0,
+                                            supersample=2),
             # the front camera's visibility painted on the mesh, seen from the side and from above
             "visibility_side": render_view(verts, faces, K, size, "side",
                                            vertex_colors=visibility_colors(vis.weight[0])),

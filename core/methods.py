@@ -50,13 +50,10 @@ NUM_KEYPOINTS = 49  # SPIN's 49-joint layout (OpenPose-25 + 24 "GT" joints)
 # Module → method names it is expected to register. Only used to explain failures: if the
 # module raises on import, those names are reported as unavailable with the error.
 BUILTIN_METHOD_MODULES: dict[str, tuple[str, ...]] = {
-    "core.models.hmr": ("spin", "hmr"),
-    "core.models.spin": ("spin",),
-    "core.fitting.smplify": ("smplify", "spin_smplify"),
-    "core.models.pymaf": ("pymaf",),
-    "core.models.cliff": ("cliff",),
+    "core.models.registered_methods": ("hmr", "pymaf", "cliff"),
+    "core.fitting.smplify": ("smplify",),
     "core.fitting.eft": ("eft",),
-    "core.fitting.meta_hmr": ("meta_hmr",),
+    "core.fitting.meta_hmr": ("meta-hmr",),
     "core.models.meshpose": ("meshpose",),
 }
 

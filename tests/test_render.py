@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.render import (DENSEPOSE_TO_COARSE15, DENSEPOSE_TO_LSP6, LSP6_PART_NAMES, PART_PALETTE, IUVMaps,
+from core.render import (DENSEPOSE_TO_COARSE15, DENSEPOSE_TO_LSP6, LSP6_PART_NAMES, PART_PALETTE,
                          densepose_to_lsp6, draw_keypoints, draw_points, feature_map_to_rgb, frame_vertices,
-                         iuv_from_raycast, iuv_to_rgb, placeholder_image, project_points, raycast,
+                         iuv_to_rgb, placeholder_image, project_points, raycast,
                          render_iuv, render_maps, render_overlay, render_view, render_visibility,
                          rescale_intrinsics, rotate_about_centroid, safe_render, spin_intrinsics,
                          vertex_normals, vertex_visibility, visibility_colors)
@@ -332,6 +332,18 @@ def test_overlay_changes_the_image_only_where_the_mesh_is():
     assert (out_blue[mask][:, 2] > 0).all() and (out_blue[mask][:, :2] == 0).all()
     # head-light shading: the centre (facing the camera) is brighter than the rim
     assert out_red[48, 48, 0] > out_red[mask][:, 0].min() + 30
+    # supersampling: same inside, untouched far outside, blended (in-between) on the edge
+    smooth = render_overlay(np.zeros_like(image), verts, faces, K, face_colors=red, alpha=1.0, supersample=3)
+    inner = mask.copy()
+    for axis in (0, 1):
+        inner &= np.roll(mask, 2, axis) & np.roll(mask, -2, axis)
+    assert np.abs(smooth[inner].astype(int) - out_red[inner]).max() <= 12
+    grown = mask.copy()
+    for axis in (0, 1):
+        grown |= np.roll(mask, 2, axis) | np.roll(mask, -2, axis)
+    assert (smooth[~grown] == 0).all()
+    edge = mask & ~inner
+    assert ((smooth[edge][:, 0] > 0) & (smooth[edge][:, 0] < out_red[edge][:, 0])).mean() > 0.3
 
 
 def test_rotate_about_centroid_and_views():

@@ -20,6 +20,7 @@ METHOD_TINY = {
     "spin": ["method_options.smplify_iters=2", "method_options.use_gt_smpl=false"],
     "pymaf": ["model.name=pymaf", "model.backbone=resnet18"],
     "meta-hmr": ["method_options.main_iters=2"],
+    "meshpose": ["model.name=meshpose_xs"],
 }
 
 
@@ -51,13 +52,14 @@ def run(method, data, out, steps, extra=(), resume=None):
     return rec.losses, module, trainer
 
 
-@pytest.mark.parametrize("method", ["hmr", "spin", "pymaf", "meta-hmr"])
+@pytest.mark.parametrize("method", ["hmr", "spin", "pymaf", "meta-hmr", "meshpose"])
 def test_trainer_runs_end_to_end(method, synth, tmp_path):
     losses, module, trainer = run(method, f"synthetic:{synth}", tmp_path, 2)
     assert sorted(losses) == [0, 1] and all(np.isfinite(list(losses.values())))
     assert (tmp_path / "final.safetensors").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert len(list((tmp_path / "panels").glob("step_*.png"))) == 2
     from core.models import load_project_checkpoint
+    import core.models.meshpose  # noqa: F401  (registers the MeshPose models)
 
     model = load_project_checkpoint(tmp_path / "final.safetensors")
     assert model.weights_trained and model.checkpoint_config["config"]["method"] == method

@@ -150,8 +150,9 @@ class MeshPoseModule(BaseModule):
 
     @torch.no_grad()
     def meshpose_panel(self, batch, out, tg) -> list:
-        from core.geometry import denormalize_image
         import cv2
+
+        from core.geometry import denormalize_image
 
         n = min(int(self.cfg["logging"]["panel_samples"]), batch["img"].shape[0])
         imgs = denormalize_image(batch["img"][:n].float().cpu())
@@ -160,6 +161,7 @@ class MeshPoseModule(BaseModule):
         vis = out.visibility[:n].float().cpu().numpy()
         dec = decode_iuv(out.scores[:n].float(), self.model.lowpoly)
         gt_part = tg.vertex_target.part[:n].reshape(n, *out.scores.shape[-2:]).cpu().numpy()
+        joints = spin49_from_vertices(self.body, out.full_vertices[:n].float())[:, 25:, :2].cpu().numpy() * scale
         rows = []
         for i in range(n):
             big = np.ascontiguousarray(cv2.resize(imgs[i], (PANEL_TILE, PANEL_TILE), interpolation=cv2.INTER_LINEAR))
@@ -170,6 +172,7 @@ class MeshPoseModule(BaseModule):
                     cv2.circle(dots, (int(round(x)), int(round(y))), 1, tuple(int(c) for c in col[:3]), -1)
             kp = draw_keypoints(big, tg.keypoints_px[i, 25:, :2].cpu().numpy() * scale, (0, 220, 0),
                                 conf=tg.keypoints_px[i, 25:, 2].cpu().numpy())
+            kp = draw_keypoints(kp, joints[i], (230, 30, 30))
             rows.append([big, dots, kp, iuv_to_rgb(dec.part[i].cpu().numpy(), dec.uv[i].permute(2, 0, 1).cpu().numpy()),
                          iuv_to_rgb(gt_part[i])])
         return rows

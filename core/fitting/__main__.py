@@ -136,9 +136,13 @@ def main(argv=None) -> int:
     if args.body == "smpl" and args.smpl_dir is None:
         ap.error("--body smpl needs --smpl-dir")
     image = _read_rgb(args.photo)
-    fit_photo(image, args.out, args.photo.stem, openpose=args.openpose, body_name=args.body,
-              smpl_dir=args.smpl_dir, schedule=args.schedule, iters=args.iters, person_index=args.person,
-              record_every=args.record_every)
+    try:
+        fit_photo(image, args.out, args.photo.stem, openpose=args.openpose, body_name=args.body,
+                  smpl_dir=args.smpl_dir, schedule=args.schedule, iters=args.iters, person_index=args.person,
+                  record_every=args.record_every)
+    except (ValueError, FileNotFoundError, ImportError) as e:   # bad JSON/keypoints, missing files or extras
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -11,7 +11,7 @@ the same camera rendered at 56×56 has ``f = 1250, c = 28``).
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 

@@ -4,7 +4,7 @@ All outputs are RGB uint8. Inputs may be numpy or torch.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -95,13 +95,14 @@ def visibility_colors(weights) -> np.ndarray:
 
 
 def render_visibility(image, vertices, faces, K, weights, mode: str = "mesh", alpha: float = 0.8,
-                      radius: Optional[int] = None) -> np.ndarray:
+                      radius: Optional[int] = None, supersample: int = 1) -> np.ndarray:
     """Show per-vertex visibility over an image (green = visible / weight 1, red = 0).
 
     Args:
         image: (H, W, 3); vertices: (V, 3) camera-frame; faces: (F, 3); K: (3, 3); weights: (V,).
         mode: "mesh" — the shaded mesh with the colours interpolated over faces;
               "points" — one dot per vertex at its projection, visible ones drawn last.
+        supersample: anti-aliasing for "mesh" (see :func:`core.render.overlay.shade_mesh`).
     Returns:
         (H, W, 3) uint8.
     """
@@ -111,7 +112,8 @@ def render_visibility(image, vertices, faces, K, weights, mode: str = "mesh", al
 
     colors = visibility_colors(weights)
     if mode == "mesh":
-        return render_overlay(image, vertices, faces, K, vertex_colors=colors, alpha=alpha)
+        return render_overlay(image, vertices, faces, K, vertex_colors=colors, alpha=alpha,
+                              supersample=supersample)
     if mode == "points":
         pts = project_points(_numpy(vertices)[None], K)[0]
         order = np.argsort(_numpy(weights).astype(np.float64), kind="stable")

@@ -11,7 +11,7 @@ All functions here take one mesh and one image; images are RGB uint8 (H, W, 3).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -67,8 +67,8 @@ def part_face_colors(face_part) -> np.ndarray:
 
 
 def shade_mesh(vertices, faces, K, image_size, color: Sequence[float] = DEFAULT_MESH_COLOR,
-               face_colors=None, vertex_colors=None, ambient: float = 0.35, diffuse: float = 0.65
-               ) -> Tuple[np.ndarray, np.ndarray]:
+               face_colors=None, vertex_colors=None, ambient: float = 0.35, diffuse: float = 0.65,
+               supersample: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """Shade one mesh.
 
     Args:
@@ -77,17 +77,29 @@ def shade_mesh(vertices, faces, K, image_size, color: Sequence[float] = DEFAULT_
         color: RGB in [0, 1] used when no per-face/per-vertex colours are given.
         face_colors: (F, 3) RGB ([0, 1] floats or 0..255).
         vertex_colors: (V, 3) RGB, interpolated per pixel.
+        supersample: cast s×s rays per pixel and average (anti-aliased edges; s² the cost).
     Returns:
-        rgb (H, W, 3) float32 in [0, 1] (0 on background), mask (H, W) bool.
+        rgb (H, W, 3) float32 in [0, 1], premultiplied by coverage (0 on background), and
+        coverage (H, W) float32 in [0, 1] (the mask; fractional on edges when supersampling).
     """
+    H, W = _size(image_size)
+    if int(supersample) < 1:
+        raise ValueError(f"supersample must be a positive integer, got {supersample}")
+    s = int(supersample)
+    if s > 1:
+        K_big = as_intrinsics(K)[0].copy()
+        K_big[:2] *= s
+        rgb, cover = shade_mesh(vertices, faces, K_big, (H * s, W * s), color, face_colors, vertex_colors,
+                                ambient, diffuse, 1)
+        down = lambda a: a.reshape(H, s, W, s, *a.shape[2:]).mean(axis=(1, 3))
+        return down(rgb).astype(np.float32), down(cover).astype(np.float32)
     verts = as_vertices(np.asarray(vertices.detach().cpu().numpy() if hasattr(vertices, "detach") else vertices)[None])
     tri = as_faces(faces, verts.shape[1])
-    H, W = _size(image_size)
     hits = raycast(verts, tri, K, (H, W))
     mask = hits.mask[0]
     rgb = np.zeros((H, W, 3), np.float32)
     if not mask.any():
-        return rgb, mask
+        return rgb, mask.astype(np.float32)
     fid = hits.face_id[0][mask]                          # (N,)
     bary = hits.bary[0][mask].astype(np.float64)         # (N, 3)
     corners = tri[fid]                                   # (N, 3)
@@ -105,18 +117,18 @@ def shade_mesh(vertices, faces, K, image_size, color: Sequence[float] = DEFAULT_
         albedo = np.broadcast_to(np.asarray(color, dtype=np.float64), (len(fid), 3))
     shade = albedo * (ambient + diffuse * lambert)[:, None]
     rgb[mask] = np.clip(shade, 0.0, 1.0)
-    return rgb, mask
+    return rgb, mask.astype(np.float32)
 
 
 def render_overlay(image, vertices, faces, K, color: Sequence[float] = DEFAULT_MESH_COLOR,
                    face_colors=None, vertex_colors=None, alpha: float = 0.8,
-                   ambient: float = 0.35, diffuse: float = 0.65) -> np.ndarray:
-    """Blend a shaded mesh over an image: ``out = (1 − α)·image + α·shaded`` where the mesh is.
+                   ambient: float = 0.35, diffuse: float = 0.65, supersample: int = 1) -> np.ndarray:
+    """Blend a shaded mesh over an image: ``out = (1 − α·c)·image + α·c·shaded`` (c = coverage).
 
     Args:
         image: (H, W, 3) RGB (uint8 or float in [0, 1]); its size is the camera's image size.
         vertices: (V, 3) camera-frame vertices; faces: (F, 3); K: (3, 3) for the image.
-        color / face_colors / vertex_colors / ambient / diffuse: see :func:`shade_mesh`.
+        color / face_colors / vertex_colors / ambient / diffuse / supersample: see :func:`shade_mesh`.
         alpha: mesh opacity in [0, 1].
     Returns:
         (H, W, 3) uint8; pixels off the mesh are the input's.
@@ -124,10 +136,14 @@ def render_overlay(image, vertices, faces, K, color: Sequence[float] = DEFAULT_M
     img = as_rgb_image(image)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    rgb, mask = shade_mesh(vertices, faces, K, img.shape[:2], color, face_colors, vertex_colors,
-                           ambient, diffuse)
+    rgb, cover = shade_mesh(vertices, faces, K, img.shape[:2], color, face_colors, vertex_colors,
+                            ambient, diffuse, supersample)
+    mask = cover > 0
     out = img.copy()
-    blended = (1.0 - alpha) * img[mask].astype(np.float32) + alpha * 255.0 * rgb[mask]
+    a = alpha * cover[mask][:, None]
+    # rgb is premultiplied by coverage: rgb / cover is the shaded colour
+    shaded = 255.0 * rgb[mask] / cover[mask][:, None]
+    blended = (1.0 - a) * img[mask].astype(np.float32) + a * shaded
     out[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     return out
 
@@ -192,7 +208,7 @@ def render_view(vertices, faces, K, image_size, view: str = "front", frame: bool
         frame: move the (rotated) mesh so the camera frames it (:func:`frame_vertices`);
             False keeps its place (SPIN's side view: same camera, rotated about the centroid).
         background: RGB 0..255.
-        shade_kwargs: color / face_colors / vertex_colors / alpha / ambient / diffuse.
+        shade_kwargs: color / face_colors / vertex_colors / alpha / ambient / diffuse / supersample.
     Returns:
         (H, W, 3) uint8.
     """

@@ -45,7 +45,7 @@ Silhouette losses of MeshPose supplementary §3.2.2 (our reading of eqs. 8–10)
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
