@@ -4,9 +4,11 @@
 
 For each backbone (HRNet-W32 = MeshPose, ResNet-50 = MeshPose-S, MobileNetV2 = MeshPose-XS)
 prints milliseconds for the backbone alone and for the whole model (heads, fusion and
-upsampling to the full mesh), and the ratio to the baseline measured in the same run: the
-ResNet-50 HMR regressor (SPIN's network, 3 IEF iterations, parameters only) on the same
-crop size. Weights are random (speed does not depend on them).
+upsampling to the full mesh), and the ratio to the baseline: the ResNet-50 HMR regressor
+(SPIN's network, 3 IEF iterations, parameters only) on the same crop. Baseline and model
+calls are interleaved and the *minimum* over the repeats is reported, so that load from
+other processes on a shared machine affects both sides alike. Weights are random (speed
+does not depend on them).
 """
 import argparse
 import time
@@ -14,17 +16,22 @@ import time
 import torch
 
 
-def timeit(fn, repeats: int) -> float:
-    """Median milliseconds of ``repeats`` calls after 2 warm-up calls."""
-    for _ in range(2):
+def one_call_ms(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def interleaved_min(fns, repeats: int) -> list[float]:
+    """Minimum milliseconds per function over ``repeats`` interleaved rounds (after 2 warm-ups)."""
+    for fn in fns:
         fn()
-    times = []
+        fn()
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    return times[len(times) // 2] * 1000
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], one_call_ms(fn))
+    return best
 
 
 def main():
@@ -45,18 +52,15 @@ def main():
     x = torch.randn(1, 3, a.size, a.size)
     hmr = create_model("hmr", body=body).eval()
     hmr.input_size = (a.size, a.size)
-    with torch.inference_mode():
-        base = timeit(lambda: hmr(x), a.repeats)
-    print(f"CPU, batch 1, {a.size}x{a.size} crop, threads={a.threads}, median of {a.repeats}")
-    print(f"baseline: HMR ResNet-50 regressor {base:8.1f} ms")
-    print(f"{'backbone':>14} {'backbone ms':>12} {'MeshPose ms':>12} {'x HMR':>7} {'params M':>9}")
+    print(f"CPU, batch 1, {a.size}x{a.size} crop, threads={a.threads}, min of {a.repeats} interleaved runs")
+    print(f"{'backbone':>14} {'backbone ms':>12} {'MeshPose ms':>12} {'HMR-R50 ms':>11} {'x HMR':>7} {'params M':>9}")
     for name in a.backbones.split(","):
         model = MeshPose(body, backbone=name, input_size=(a.size, a.size)).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         with torch.inference_mode():
-            t_backbone = timeit(lambda: model.backbone(x), a.repeats)
-            t_full = timeit(lambda: model(x), a.repeats)
-        print(f"{name:>14} {t_backbone:12.1f} {t_full:12.1f} {t_full / base:7.2f} {params:9.1f}")
+            t_base, t_backbone, t_full = interleaved_min(
+                [lambda: hmr(x), lambda: model.backbone(x), lambda: model(x)], a.repeats)
+        print(f"{name:>14} {t_backbone:12.1f} {t_full:12.1f} {t_base:11.1f} {t_full / t_base:7.2f} {params:9.1f}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ camera if ``core.body`` loads, else a procedural mesh of the same size):
 - a baseline in the same run: a naive per-pixel numpy ray–triangle loop (vectorised over
   faces) on a small crop, extrapolated to 224×224, and the speed-up ratio;
 - soft silhouette forward+backward at batch 32 with ~1000 faces at 56×56 and 112×112
-  (tile pruning + chunking), and the pruning speed-up against the unpruned evaluation at
-  a size where the unpruned one fits in time.
+  (tile pruning + chunking), eager and ``compiled=True`` (torch.compile), and the pruning
+  speed-up against the unpruned evaluation at a size where the unpruned one fits in time.
 """
 from __future__ import annotations
 
@@ -108,6 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--batch", type=int, default=16, help="meshes per raycast call")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd soft silhouette")
     args = ap.parse_args()
     reps = 2 if args.quick else 5
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -163,20 +164,30 @@ def main():
     print(f"low-poly mesh: {len(low_v)} vertices, {len(low_f)} faces")
     low_px = project_points(low_v[None], K)[0]  # 224-crop pixels
     soft_times = {}
+    for compiled in ((False,) if args.no_compile else (False, True)):
+        for size in (56, 112):
+            pts = torch.tensor(low_px * (size / 224.0), dtype=torch.float32)[None].repeat(32, 1, 1)
+            pts = pts + torch.randn(32, 1, 2)
+            weights = torch.rand(32, len(low_v))
+
+            def step(p=pts, w=weights, size=size, compiled=compiled):
+                p = p.clone().requires_grad_(True)
+                ww = w.clone().requires_grad_(True)
+                sil = soft_silhouette(p, faces_t, size, sigma=1.0, vertex_weights=ww, compiled=compiled)
+                sil.mean().backward()
+
+            if compiled:
+                t = time.perf_counter()
+                step()
+                print(f"(torch.compile warm-up at {size}x{size}: {time.perf_counter() - t:.1f} s)")
+            dt, cpu = best_of(step, 1 if args.quick else 2)
+            soft_times[(size, compiled)] = dt
+            tag = "compiled" if compiled else "eager   "
+            print(f"{tag} {size}x{size}: {dt:6.2f} s per batch of 32  ({1000 * dt / 32:6.1f} ms/image; "
+                  f"CPU {cpu:6.2f} s)")
     for size in (56, 112):
-        pts = torch.tensor(low_px * (size / 224.0), dtype=torch.float32)[None].repeat(32, 1, 1)
-        pts = pts + torch.randn(32, 1, 2)
-        weights = torch.rand(32, len(low_v))
-
-        def step(p=pts, w=weights, size=size, tile=4):
-            p = p.clone().requires_grad_(True)
-            ww = w.clone().requires_grad_(True)
-            sil = soft_silhouette(p, faces_t, size, sigma=1.0, vertex_weights=ww, tile_size=tile)
-            sil.mean().backward()
-
-        dt, cpu = best_of(step, 1 if args.quick else 2)
-        soft_times[size] = dt
-        print(f"{size}x{size}: {dt:6.2f} s per batch of 32  ({1000 * dt / 32:6.1f} ms/image; CPU {cpu:6.2f} s)")
+        if (size, True) in soft_times:
+            print(f"torch.compile speed-up at {size}x{size}: {soft_times[(size, False)] / soft_times[(size, True)]:.1f}x")
 
     # baseline: the same evaluation without pruning (every face against every pixel), at batch 4, 56x56
     pts = torch.tensor(low_px * (56 / 224.0), dtype=torch.float32)[None].repeat(4, 1, 1)

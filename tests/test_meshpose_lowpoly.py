@@ -102,3 +102,23 @@ def test_build_script_reproduces_the_committed_template(body):
     from core.models.meshpose.build_lowpoly import same_template
 
     assert same_template(build_lowpoly(body), LowPolyTemplate.load(lowpoly_path("open")))
+
+
+def test_collapse_undo_restores_the_mesh():
+    from core.models.meshpose.decimate import _Mesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    charts = [frozenset({0})] * len(v)
+    mesh = _Mesh(v, f, charts, np.ones(len(v)), 0.0, 0.2)
+    u, w = int(f[0, 0]), int(f[0, 1])
+    before = (mesh.f.copy(), mesh.face_alive.copy(), [set(s) for s in mesh.vf], mesh.Q.copy(),
+              mesh.alive.copy(), mesh.version.copy())
+    assert mesh.valid(u, w)
+    snap = mesh.snapshot(u, w)
+    mesh.collapse(u, w)
+    assert not mesh.alive[u] and mesh.face_alive.sum() == len(f) - 2
+    mesh.restore(snap)
+    after = (mesh.f, mesh.face_alive, mesh.vf, mesh.Q, mesh.alive, mesh.version)
+    for a, b in zip(before, after):
+        assert (a == b) if isinstance(a, list) else np.array_equal(a, b)

@@ -8,6 +8,15 @@ from core.models.backbones import hrnet_w32, mobilenet_v2, resnet50
 from core.models.meshpose import create_meshpose_backbone
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread is faster, and much faster on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "hrnet_w32"])
 def test_backbones_give_stride4_256_channel_maps(name):
     torch.manual_seed(0)

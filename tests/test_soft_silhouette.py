@@ -190,6 +190,20 @@ def test_batch32_1000_faces_112_forward_backward_memory_bounded():
     assert sil.shape == (32, 112, 112) and torch.isfinite(pts.grad).all() and torch.isfinite(w.grad).all()
 
 
+@pytest.mark.slow
+def test_compiled_matches_eager():
+    pts, faces, weights = random_mesh(seed=4, B=2, V=30, F=40, hi=30.0)
+    pts32, w32 = pts.float(), weights.float()
+    grads = []
+    for compiled in (False, True):
+        p = pts32.clone().requires_grad_(True)
+        sil = soft_silhouette(p, faces, 32, sigma=1.0, vertex_weights=w32, compiled=compiled)
+        (sil * torch.linspace(0, 1, 32)).sum().backward()
+        grads.append((sil.detach(), p.grad))
+    np.testing.assert_allclose(grads[1][0].numpy(), grads[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(grads[1][1].numpy(), grads[0][1].numpy(), atol=1e-4)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():

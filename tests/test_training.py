@@ -72,7 +72,11 @@ def test_trainer_runs_end_to_end(method, synth, tmp_path):
     assert "train/loss" in metrics
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_next_step_loss(synth, tmp_path):
+    """Kill-and-resume (≈12 s): a run stopped after step 2 and resumed from its step-2
+    checkpoint has exactly the losses of an uninterrupted run at steps 2 and 3 (same
+    batches, same dropout masks, same optimiser state)."""
     full, _, _ = run("hmr", f"synthetic:{synth}", tmp_path / "a", 4)
     _, _, _ = run("hmr", f"synthetic:{synth}", tmp_path / "b", 2)       # "killed" after step 2's checkpoint
     ckpt = tmp_path / "b" / "checkpoints" / "step0000002.ckpt"

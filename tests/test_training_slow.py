@@ -50,13 +50,17 @@ def test_hmr_overfits_16_samples(synth16, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(synth16, tmp_path):
+@pytest.mark.parametrize("method", ["hmr", "spin"])
+def test_ddp_two_cpu_processes(method, synth16, tmp_path):
     """`--devices 2` on CPU: Lightning's DDP (gloo) runs a few steps; both processes share
-    the steps (each takes its own half of the stream positions) and rank 0 exports."""
+    the steps (each takes its own half of the stream positions) and rank 0 exports. For
+    SPIN, rank 0's fits hold the SMPLify updates of both processes (all-gathered)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     sets = ["model.name=hmr_resnet18", "img_res=32", "num_workers=0", "logging.image_every=0",
             "logging.checkpoint_every=2", "logging.log_every=1"]
-    cmd = [sys.executable, "-m", "training", "hmr", "--data", f"synthetic:{synth16}", "--max-steps", "2",
+    if method == "spin":
+        sets += ["method_options.smplify_iters=2", "method_options.use_gt_smpl=false"]
+    cmd = [sys.executable, "-m", "training", method, "--data", f"synthetic:{synth16}", "--max-steps", "2",
            "--batch-size", "2", "--devices", "2", "--accelerator", "cpu", "--out", str(tmp_path)]
     cmd += sum([["--set", s] for s in sets], [])
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -65,3 +69,6 @@ def test_ddp_two_cpu_processes(synth16, tmp_path):
     assert (tmp_path / "final.safetensors").is_file()
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 2
+    if method == "spin":     # 2 steps × batch 2 × 2 processes = 8 distinct samples fitted
+        fits = np.load(tmp_path / "fits" / "s16_fits.npy")
+        assert (np.abs(fits).sum(1) > 0).sum() == 8

@@ -73,7 +73,7 @@ def deep_merge(base: Mapping, update: Mapping, path: str = "", strict: bool = Tr
     for key, value in update.items():
         where = f"{path}.{key}" if path else key
         if key not in out:
-            free = path.split(".")[0] in ("model", "method_options") or path in ("model", "method_options")
+            free = path.split(".")[0] in ("model", "method_options")     # free-form sections
             if strict and not free:
                 raise KeyError(f"unknown config key '{where}'; valid keys here: {sorted(out)}")
             out[key] = copy.deepcopy(value)

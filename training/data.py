@@ -8,8 +8,6 @@ takes its own share (Lightning's distributed sampler is turned off for this reas
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader

@@ -24,7 +24,7 @@ from core.render.iuv import render_iuv
 
 from .base import BaseModule
 from .losses import iuv_loss
-from .targets import Targets, build_targets
+from .targets import Targets
 
 __all__ = ["PyMAFModule", "iuv_targets"]
 

@@ -38,8 +38,20 @@ def register_model(name: str, builder: Callable[..., nn.Module], description: st
     MODEL_REGISTRY[name] = ModelSpec(builder, defaults, description)
 
 
+# model families registered by importing their package (kept lazy: heavy and optional)
+_LAZY_MODEL_MODULES = ("core.models.meshpose",)
+
+
+def _load_lazy_models() -> None:
+    import importlib
+
+    for mod in _LAZY_MODEL_MODULES:
+        importlib.import_module(mod)
+
+
 def list_models() -> dict[str, str]:
     """name → description of every registered model."""
+    _load_lazy_models()
     return {name: spec.description for name, spec in sorted(MODEL_REGISTRY.items())}
 
 
@@ -63,6 +75,8 @@ def create_model(name: str, body=None, **cfg) -> nn.Module:
         the model, untrained (`weights_trained=False`), with `model_config` =
         {"name": name, **cfg} so a checkpoint can rebuild it.
     """
+    if name not in MODEL_REGISTRY:
+        _load_lazy_models()
     try:
         spec = MODEL_REGISTRY[name]
     except KeyError:

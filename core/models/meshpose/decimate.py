@@ -128,6 +128,24 @@ class _Mesh:
                 return False
         return True
 
+    def snapshot(self, u: int, v: int) -> tuple:
+        """What :meth:`collapse` (u → v) changes, to undo it with :meth:`restore`."""
+        faces = sorted(self.vf[u] | self.vf[v])
+        verts = sorted(set(self.f[faces].ravel().tolist()) | {u, v})
+        return (faces, self.f[faces].copy(), self.face_alive[faces].copy(),
+                {a: set(self.vf[a]) for a in verts}, self.Q[v].copy(),
+                int(self.version[u]), int(self.version[v]), u, v)
+
+    def restore(self, snap: tuple) -> None:
+        faces, rows, alive, vf, q, ver_u, ver_v, u, v = snap
+        self.f[faces] = rows
+        self.face_alive[faces] = alive
+        for a, fs in vf.items():
+            self.vf[a] = fs
+        self.Q[v] = q
+        self.alive[u] = True
+        self.version[u], self.version[v] = ver_u, ver_v
+
     def collapse(self, u: int, v: int) -> None:
         shared = self.vf[u] & self.vf[v]
         for fi in shared:
@@ -228,9 +246,11 @@ def decimate_half_edge(verts, faces, target_vertices: int, importance=None, char
             continue  # half on the symmetry plane, or overlapping its mirror: not pairable
         if alive - 2 < target_vertices or not mesh.valid(mu, mv):
             continue  # a pair would overshoot (wait for a collapse on the plane) or is blocked
+        snap = mesh.snapshot(u, v)
         mesh.collapse(u, v)
-        if not mesh.valid(mu, mv):
-            raise RuntimeError(f"mirrored collapse {mu}->{mv} became invalid after {u}->{v}")
+        if not mesh.valid(mu, mv):      # the two collapses interfere (near the plane): undo
+            mesh.restore(snap)
+            continue
         mesh.collapse(mu, mv)
         alive -= 2
         collapses += 2
