@@ -62,12 +62,14 @@ def pyvista_available() -> bool:
 
 def _as_dict(traces: TraceSet) -> dict[str, Trace]:
     if isinstance(traces, Trace):
-        return {traces.method: traces}
-    if isinstance(traces, Mapping):
+        out = {traces.method: traces}
+    elif isinstance(traces, Mapping):
         out = dict(traces)
     else:
         out = {}
         for t in traces:
+            if not isinstance(t, Trace):
+                raise TypeError(f"TraceInspector needs Traces, got a {type(t).__name__} in the list")
             key, k = t.method, 2
             while key in out:
                 key, k = f"{t.method} ({k})", k + 1

@@ -81,7 +81,6 @@ def _stop_worker() -> None:
     _STOPPING.set()
     if _WORKER is not None:
         _WORKER._thread.join(timeout=3.0)
-        print("WORKER ALIVE", _WORKER._thread.is_alive(), _WORKER._queue.qsize(), flush=True)  # DEBUG
 
 
 atexit.register(_stop_worker)

@@ -134,20 +134,49 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _pixel_rays(K: np.ndarray, size):
-    """Open3D tensor (H·W, 6) float32 of rays (origin 0, direction with z = 1) through pixel centres, cached."""
+    """Rays (origin 0, direction with z = 1) through pixel centres, cached per (K, size).
+
+    Returns (numpy (H, W, 6) float32, the same as an Open3D tensor (H·W, 6)).
+    """
     key = (K.tobytes(), size)
     rays = _RAY_CACHE.get(key)
     if rays is None:
-        d = pixel_ray_directions(K, size).reshape(-1, 3)
-        arr = np.zeros((d.shape[0], 6), dtype=np.float32)
-        arr[:, 3:] = d
-        rays = _o3d().core.Tensor(arr)
+        d = pixel_ray_directions(K, size)
+        arr = np.zeros(d.shape[:2] + (6,), dtype=np.float32)
+        arr[..., 3:] = d
+        arr.setflags(write=False)
+        rays = (arr, _o3d().core.Tensor(arr.reshape(-1, 6)))
         _RAY_CACHE[key] = rays
         while len(_RAY_CACHE) > _RAY_CACHE_SIZE:
             _RAY_CACHE.popitem(last=False)
     else:
         _RAY_CACHE.move_to_end(key)
     return rays
+
+
+def _pixel_window(verts: np.ndarray, K: np.ndarray, H: int, W: int):
+    """Rows/cols (r0, r1, c0, c1) whose pixel centres can see the mesh: its projected bounding box.
+
+    A ray through a pixel centre outside the 2D bounding box of the projected vertices cannot
+    hit any triangle (each triangle projects inside it) when all vertices lie in front of the
+    camera; otherwise the whole image is returned.
+    """
+    z = verts[:, 2]
+    if not (z > 0).all():
+        return 0, H, 0, W
+    x, y = verts[:, 0] / z, verts[:, 1] / z
+    if K[0, 1] != 0:                                           # skew: project fully
+        u = K[0, 0] * x + K[0, 1] * y + K[0, 2]
+        ulo, uhi = u.min(), u.max()
+    else:                                                      # min/max of an affine map of x
+        ulo, uhi = sorted((K[0, 0] * x.min() + K[0, 2], K[0, 0] * x.max() + K[0, 2]))
+    vlo, vhi = sorted((K[1, 1] * y.min() + K[1, 2], K[1, 1] * y.max() + K[1, 2]))
+    lo, hi = np.array([ulo, vlo]), np.array([uhi, vhi])
+    c0 = int(np.clip(np.floor(lo[0] - 0.5), 0, W))
+    c1 = int(np.clip(np.ceil(hi[0] - 0.5) + 1, 0, W))
+    r0 = int(np.clip(np.floor(lo[1] - 0.5), 0, H))
+    r1 = int(np.clip(np.ceil(hi[1] - 0.5) + 1, 0, H))
+    return r0, r1, c0, c1
 
 
 @dataclass
@@ -214,12 +243,12 @@ def raycast(vertices, faces, K, image_size, out_size=None, vertex_occlusion: boo
         Ks[:, 1] *= out[0] / size[0]
     H, W = out
 
-    depth = np.empty((B, H * W), np.float32)
-    face_id = np.empty((B, H * W), np.int64)
-    bary = np.empty((B, H * W, 3), np.float32)
-    normal = np.empty((B, H * W, 3), np.float32)
     if not 0.0 <= occlusion_eps < 1.0:
         raise ValueError(f"occlusion_eps must be in [0, 1), got {occlusion_eps}")
+    depth = np.zeros((B, H, W), np.float32)
+    face_id = np.full((B, H, W), -1, np.int64)
+    bary = np.zeros((B, H, W, 3), np.float32)
+    normal = np.zeros((B, H, W, 3), np.float32)
     vertex_occluded = np.empty((B, V), bool) if vertex_occlusion else None
 
     faces_o3d = None if cull_back_faces else o3d.core.Tensor(tri.astype(np.uint32))
@@ -235,22 +264,33 @@ def raycast(vertices, faces, K, image_size, out_size=None, vertex_occlusion: boo
             keep = np.flatnonzero(facing[b] <= 0.0)
             faces_o3d = o3d.core.Tensor(tri[keep].astype(np.uint32))
         scene.add_triangles(o3d.core.Tensor(verts[b]), faces_o3d)
-        hit = scene.cast_rays(_pixel_rays(Ks[b], out))
-        # misses: t_hit = inf, ids = 2³² − 1 (−1 as int32), uvs and normals = 0
-        prim = hit["primitive_ids"].numpy().view(np.int32)
-        if keep is not None and keep.size:
-            face_id[b] = np.where(prim >= 0, keep[np.maximum(prim, 0)], -1)
+        # only pixels inside the projected bounding box can be hit
+        rays_np, rays_all = _pixel_rays(Ks[b], out)
+        r0, r1, c0, c1 = _pixel_window(verts[b], Ks[b], H, W)
+        if r1 <= r0 or c1 <= c0:
+            hit = None
+        elif (r0, r1, c0, c1) == (0, H, 0, W):
+            hit = scene.cast_rays(rays_all)
         else:
-            face_id[b] = prim
-        t_hit = hit["t_hit"].numpy()
-        np.copyto(depth[b], np.where(prim >= 0, t_hit, 0.0))
-        uv = hit["primitive_uvs"].numpy()
-        bary[b, :, 1:] = uv
-        bary[b, :, 0] = np.where(prim >= 0, 1.0 - uv[:, 0] - uv[:, 1], 0.0)
-        normal[b] = hit["primitive_normals"].numpy()
+            hit = scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays_np[r0:r1, c0:c1]).reshape(-1, 6)))
+        if hit is not None:
+            h, w = r1 - r0, c1 - c0
+            # misses: t_hit = inf, ids = 2³² − 1 (−1 as int32), uvs and normals = 0
+            prim = hit["primitive_ids"].numpy().view(np.int32)
+            hit_mask = prim >= 0
+            if keep is not None and keep.size:
+                ids = np.where(hit_mask, keep[np.maximum(prim, 0)], -1)
+            else:
+                ids = prim
+            face_id[b, r0:r1, c0:c1] = ids.reshape(h, w)
+            depth[b, r0:r1, c0:c1] = np.where(hit_mask, hit["t_hit"].numpy(), 0.0).reshape(h, w)
+            uv = hit["primitive_uvs"].numpy()
+            window = bary[b, r0:r1, c0:c1]
+            window[..., 1:] = uv.reshape(h, w, 2)
+            window[..., 0] = np.where(hit_mask, 1.0 - uv[:, 0] - uv[:, 1], 0.0).reshape(h, w)
+            normal[b, r0:r1, c0:c1] = hit["primitive_normals"].numpy().reshape(h, w, 3)
         if vertex_occlusion:
             vrays[:, 3:] = verts[b]
             vertex_occluded[b] = scene.test_occlusions(o3d.core.Tensor(vrays), tnear=0.0,
                                                        tfar=1.0 - occlusion_eps).numpy()
-    return RaycastResult(depth.reshape(B, H, W), face_id.reshape(B, H, W), bary.reshape(B, H, W, 3),
-                         normal.reshape(B, H, W, 3), vertex_occluded)
+    return RaycastResult(depth, face_id, bary, normal, vertex_occluded)
