@@ -109,7 +109,7 @@ def test_raycast_matches_reference_intersection():
 def test_raycast_with_vertices_behind_the_camera_and_flipped_axes():
     # a triangle crossing the camera plane (one corner behind it) and one off to the side
     verts = np.array([[-2.0, -0.5, -1.0], [1.5, -1.0, 5.0], [0.5, 1.4, 4.0],
-                      [0.6, 0.2, 3.0], [0.9, 0.3, 3.0], [0.7, 0.5, 3.0]])
+                      [0.3, 0.1, 3.0], [1.2, 0.3, 3.0], [0.6, 0.9, 3.0]])
     faces = np.array([[0, 1, 2], [3, 4, 5]])
     K_flip = K_SMALL * [[-1.0], [-1.0], [1.0]] + [[0, 0, 16.0], [0, 0, 12.0], [0, 0, 0]]  # fx, fy < 0
     for K in (K_SMALL, K_flip):
