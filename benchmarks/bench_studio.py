@@ -5,8 +5,8 @@
 
 Prints, for a 2-megapixel photo (skimage's astronaut upscaled to 1632×1224, saved as JPEG):
 
-- photo upload → people detected (decode + MediaPipe + crop), the first call (model load)
-  and a warm call;
+- the server's warm-up at start (MediaPipe loaded, SMPLify built and run once);
+- photo upload → people detected (decode + MediaPipe + crop);
 - run pressed → first SMPLify overlay on screen (the quick preview: ``num_iters`` =
   ``preview_iterations``), and photo upload → first overlay in total (target ≤ 5 s);
 - the full run at the UI's default iterations, and the baseline ratio: how much sooner the
@@ -60,13 +60,17 @@ def main() -> None:
     print(f"HMR Studio handler timings — torch threads {threads}, cores {os.cpu_count()}, photo {photo.name} "
           f"(1632×1224 = 2.0 MP)")
 
+    import gradio  # noqa: F401 - imported by the server before any visitor arrives
+
+    # what `python -m studio` does in the background at start: load MediaPipe, build SMPLify
+    t0 = time.perf_counter()
+    app.warm_up()
+    t_warm_up = time.perf_counter() - t0
+
     t0 = time.perf_counter()
     session, *_ , crop = app.on_image(str(photo), None, None)
-    cold_detect = time.perf_counter() - t0
-    assert crop is not None, "no person detected in the benchmark photo"
-    t0 = time.perf_counter()
-    session, *_ = app.on_image(str(photo), None, session)
     warm_detect = time.perf_counter() - t0
+    assert crop is not None, "no person detected in the benchmark photo"
 
     # run pressed → first overlay (preview) → full run
     t0 = time.perf_counter()
@@ -80,11 +84,12 @@ def main() -> None:
     views = session.current_views
     n = len(views)
 
-    print(f"photo upload → people detected: {cold_detect:.2f} s first call (loads MediaPipe), "
-          f"{warm_detect:.2f} s warm")
-    print(f"run → first SMPLify overlay (preview, num_iters={cfg.preview_iterations}): {t_preview:.2f} s")
-    print(f"photo upload → first SMPLify overlay: {warm_detect + t_preview:.2f} s warm, "
-          f"{cold_detect + t_preview:.2f} s cold   (target ≤ 5 s)")
+    print(f"server warm-up at start (MediaPipe + SMPLify built and run once, in the background): {t_warm_up:.2f} s")
+    print(f"photo upload → people detected (decode 2 MP JPEG + MediaPipe + crop): {warm_detect:.2f} s")
+    print(f"run → first SMPLify overlay (preview, num_iters={cfg.preview_iterations}, nothing recorded): "
+          f"{t_preview:.2f} s")
+    print(f"photo upload → first SMPLify overlay: {warm_detect + t_preview:.2f} s   (target ≤ 5 s; "
+          f"+{t_warm_up:.1f} s for a visitor arriving before the warm-up finished)")
     print(f"full SMPLify run (num_iters={full_iters}, {n} recorded steps, final step rendered): {t_full:.2f} s; "
           f"preview shows a mesh {(t_preview + t_full) / t_preview:.1f}× sooner than waiting for it")
 

@@ -693,7 +693,8 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         run_evt = run_btn.click(studio.on_run, [method, iterations, with_photo, state],
                                 [state, run_status] + show_out, **undocumented)
         run_evt.success(studio.after_run, [state], after_out, **undocumented)
-        step.change(studio.on_step, [step, state], [overlay, side, kp_img, info], concurrency_limit=4,
+        # cached images: answered directly (queue=False), not through the event queue
+        step.change(studio.on_step, [step, state], [overlay, side, kp_img, info], queue=False,
                     trigger_mode="always_last", show_progress="hidden", **undocumented)
         # a second listener for the heavier outputs (3D, exports, maps, plot): keyboard and
         # drag both end up here, and "always_last" skips the steps passed over while dragging

@@ -5,7 +5,8 @@ No OpenGL context is involved: each mesh of a batch gets its own
 :mod:`core.render.camera`) are built once per (intrinsics, size) and reused. Optionally the
 same scene also answers one occlusion ray per vertex (camera centre → vertex, Embree's
 cheaper any-hit query), which is what :mod:`core.render.visibility` needs, so a frame
-costs one BVH build.
+costs one BVH build. Only pixels inside the mesh's projected 2D bounding box are cast (the
+others cannot be hit), and ``cull_back_faces`` halves the BVH for closed meshes.
 
 Open3D facts this module relies on (checked in ``tests/test_render.py``): ``t_hit`` is in
 units of the (unnormalised) ray direction, so rays with z = 1 give depth directly; a hit
