@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, metavar="FILE",
                    help="with --desktop: run --method on this photo (largest person) and show it")
     p.add_argument("--method", default="smplify", help="with --desktop --image: the method to run (default smplify)")
-    p.add_argument("--iterations", type=int, default=None, help="iterations per stage for optimisation methods")
+    p.add_argument("--iterations", type=int, default=None, help="num_iters for optimisation methods (the web UI default; and --desktop --image)")
     p.add_argument("--max-side", type=int, default=2048, help="downscale photos to this long side (pixels)")
     return p
 

@@ -622,8 +622,8 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                 trace_sel = gr.Dropdown(label="Run shown", choices=[], visible=False, interactive=True)
                 # render_children: tabs not yet opened still receive every update (Gradio mounts
                 # lazily otherwise, and a tab opened later can show a stale value)
-                with gr.Tabs():
-                    with gr.Tab("Steps", elem_id="tab-steps"):
+                with gr.Tabs() as result_tabs:
+                    with gr.Tab("Steps", elem_id="tab-steps", id="steps"):
                         with gr.Row(equal_height=True):
                             overlay = gr.Image(label="Mesh on the crop", interactive=False, height=360,
                                                elem_id="overlay", buttons=["download", "fullscreen"])
@@ -646,7 +646,9 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                         gr.Markdown("IUV, visibility, feature maps and sampling points of the selected step "
                                     "(when the method records them, e.g. PyMAF).")
                         maps = gr.Gallery(label="Maps", columns=3, height="auto", object_fit="contain")
-                    with gr.Tab("Compare", render_children=True):
+                    # mounted when opened (a 3D canvas mounted while hidden stays blank); the
+                    # compare button opens this tab itself
+                    with gr.Tab("Compare", id="compare"):
                         gr.Markdown("Every method's final mesh on the same person (press *Compare all methods*).")
                         cmp_gallery = gr.Gallery(label="Final meshes", columns=2, height="auto", object_fit="contain")
                         cmp_table = gr.Markdown()
@@ -706,8 +708,10 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         trace_sel.input(studio.on_select_trace, [trace_sel, state], [state] + show_out + after_out, **undocumented)
         trace_in.upload(studio.on_trace_upload, [trace_in, state], [state, run_status] + show_out + [crop_img],
                         **undocumented).success(studio.after_run, [state], after_out, **undocumented)
-        compare_btn.click(studio.on_compare, [with_photo, state], [state, run_status, cmp_gallery, cmp_table, cmp_3d],
-                          **undocumented)
+        compare_btn.click(lambda: gr.Tabs(selected="compare"), None, result_tabs, queue=False,
+                          **undocumented).then(
+            studio.on_compare, [with_photo, state], [state, run_status, cmp_gallery, cmp_table, cmp_3d],
+            **undocumented)
         demo.load(studio.on_load, [state], [state, run_status] + show_out + [crop_img], **undocumented).success(
             studio.after_run, [state], after_out, **undocumented)
         api_btn.click(studio.api_reconstruct, [api_image, api_method, api_iters], [api_overlay, api_trace, api_summary],

@@ -29,6 +29,7 @@ def loss_figure(trace: Trace, current: Optional[int] = None, max_panels: int = M
         matplotlib.figure.Figure (not attached to pyplot: safe from several threads).
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     curves = {k: v for k, v in trace.loss_curves().items() if np.isfinite(v).any()}
     names = list(curves)[:max_panels]
@@ -51,6 +52,8 @@ def loss_figure(trace: Trace, current: Optional[int] = None, max_panels: int = M
             ax.set_yscale("log")
         if current is not None and 0 <= current < len(x):
             ax.axvline(current, color="#e8590c", lw=1.2, ls="--")
+        ax.set_xlim(-0.5, len(x) - 0.5)  # every panel spans all steps, so they line up
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.trace import Step, Trace
 
-from .shading import DEFAULT_MESH_COLOR, blend, look_at_camera, shade_mesh
+from .shading import blend, look_at_camera, shade_mesh
 
 __all__ = [
     "ViewSettings",

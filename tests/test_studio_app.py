@@ -2,7 +2,6 @@
 photo → people → run → slider → exports → trace reopen, bad inputs, compare, the CLI."""
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path

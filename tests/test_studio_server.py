@@ -3,7 +3,6 @@ the stateless ``/reconstruct`` endpoint, bad uploads that must not take the serv
 and 8 concurrent requests that must all complete."""
 from __future__ import annotations
 
-import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 

@@ -219,31 +219,54 @@ def camera_facing(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     from one pass over the faces.
 
     Args:
-        vertices: (B, V, 3) float32 camera-frame vertices; faces: (F, 3) int64.
+        vertices: (B, V, 3) camera-frame vertices; faces: (F, 3) int64.
     Returns:
         facing (B, F) bool: ``((v1 − v0) × (v2 − v0)) · v0 <= 0`` (the test of
         ``core.render.raycast.raycast(..., cull_back_faces=True)``); vertex_normals
-        (B, V, 3) float32, as ``core.render.raycast.vertex_normals``.
+        (B, V, 3) float32, as ``core.render.raycast.vertex_normals`` (same float32
+        arithmetic, so the same bits).
     """
     B, V, _ = vertices.shape
-    fn = face_normals(vertices, faces, normalize=False)                   # (B, F, 3), |n| = 2·area
-    facing = np.einsum("bfk,bfk->bf", fn, vertices[:, faces[:, 0]]) <= 0.0
-    vn = (_incidence(faces, V) @ fn.transpose(1, 0, 2).reshape(fn.shape[1], B * 3))
+    F = len(faces)
+    xyz = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))         # (3, B, V)
+    # corner c, coordinate k: (B, F); one gather per pair, all arithmetic on contiguous arrays
+    g = [[np.take(xyz[k], faces[:, c], axis=1) for k in range(3)] for c in range(3)]
+    a = [g[1][k] - g[0][k] for k in range(3)]
+    b = [g[2][k] - g[0][k] for k in range(3)]
+    fn = np.empty((F, B, 3), np.float32)                                                     # |n| = 2·area
+    fn[..., 0] = (a[1] * b[2] - a[2] * b[1]).T
+    fn[..., 1] = (a[2] * b[0] - a[0] * b[2]).T
+    fn[..., 2] = (a[0] * b[1] - a[1] * b[0]).T
+    facing = (fn[..., 0].T * g[0][0] + fn[..., 1].T * g[0][1] + fn[..., 2].T * g[0][2]) <= 0.0
+    vn = _incidence(faces, V) @ fn.reshape(F, B * 3)
     vn = np.ascontiguousarray(vn.reshape(V, B, 3).transpose(1, 0, 2), dtype=np.float32)
     length = np.sqrt((vn * vn).sum(-1, keepdims=True))
     return facing, np.divide(vn, length, out=np.zeros_like(vn), where=length > 0)
 
 
-def _window(px_lo: np.ndarray, px_hi: np.ndarray, scale: tuple, size: tuple) -> tuple[int, int, int, int]:
-    """Rows/cols (r0, r1, c0, c1) of a raster whose pixel centres lie in the projected box
-    [px_lo, px_hi] (pixels of the reference size; ``scale`` = (sy, sx) to the raster)."""
-    H, W = size
-    (xlo, ylo), (xhi, yhi) = px_lo * scale[::-1], px_hi * scale[::-1]
-    c0 = int(np.clip(np.floor(xlo - 0.5), 0, W))
-    c1 = int(np.clip(np.ceil(xhi - 0.5) + 1, 0, W))
-    r0 = int(np.clip(np.floor(ylo - 0.5), 0, H))
-    r1 = int(np.clip(np.ceil(yhi - 0.5) + 1, 0, H))
-    return r0, r1, c0, c1
+def _windows(vertices: np.ndarray, K: np.ndarray, size: tuple, sizes: list) -> np.ndarray:
+    """(B, S, 4) int64 rows/cols (r0, r1, c0, c1) of each raster whose pixel centres can see
+    each mesh: those inside the projected bounding box of its vertices (every triangle
+    projects inside it), or the whole raster when a vertex is not in front of the camera.
+    ``K`` is for ``size``; raster s is the same camera at ``sizes[s]``."""
+    B = len(vertices)
+    out = np.zeros((B, len(sizes), 4), np.int64)
+    out[:, :, 1] = [s[0] for s in sizes]
+    out[:, :, 3] = [s[1] for s in sizes]
+    z = np.ascontiguousarray(vertices[..., 2])
+    front = np.flatnonzero((z > 0).all(1))
+    if not len(front):
+        return out
+    xy = [np.ascontiguousarray(vertices[front, :, k], dtype=np.float64) / z[front] for k in (0, 1)]
+    for k, (H, W) in enumerate(sizes):
+        sx, sy = W / size[1], H / size[0]
+        for axis, (f, c, scale, lim) in enumerate(((K[0, 0], K[0, 2], sx, W), (K[1, 1], K[1, 2], sy, H))):
+            p = xy[axis] * (f * scale) + c * scale                                              # (b, V) pixels
+            lo, hi = np.minimum(p.min(1), p.max(1)), np.maximum(p.min(1), p.max(1))
+            first = 2 if axis == 0 else 0
+            out[front, k, first] = np.clip(np.floor(lo - 0.5), 0, lim)
+            out[front, k, first + 1] = np.clip(np.ceil(hi - 0.5) + 1, 0, lim)
+    return out
 
 
 def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: int | tuple[int, int],
@@ -252,7 +275,9 @@ def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: 
     """Pixel hits of several rasters and per-vertex occlusion for a batch of closed meshes.
 
     Each mesh gets one scene of its camera-facing faces (exact for closed,
-    outward-oriented meshes such as bodies, see ``core.render.raycast.raycast``).
+    outward-oriented meshes such as bodies, see ``core.render.raycast.raycast``), one
+    ``cast_rays`` call for the pixel rays of all rasters inside its projected bounding
+    box, and one ``test_occlusions`` call for its camera-facing vertices.
 
     Args:
         vertices: (B, V, 3) camera-frame vertices (x right, y down, z forward).
@@ -283,57 +308,57 @@ def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: 
     sizes = [tuple(int(x) for x in s) for s in out_sizes]
     K0 = np.array(as_intrinsics(K)[0])
     tables = [_raster_rays(K0, size, s) for s in sizes]
-    scales = [(s[0] / size[0], s[1] / size[1]) for s in sizes]
 
     facing, vn = camera_facing(verts, tri)
     back_facing = np.einsum("bvk,bvk->bv", vn, verts) >= 0.0
     occluded = np.zeros((B, V), bool)
-    z = verts[..., 2]
-    in_front = (z > 0).all(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        px = verts[..., :2] / z[..., None] * K0[[0, 1], [0, 1]] + K0[:2, 2]       # (B, V, 2)
-    lo, hi = px.min(1), px.max(1)
-
-    per_raster = [([], [], [], []) for _ in sizes]
+    win = _windows(verts, K0, size, sizes)                                          # (B, S, 4)
+    hw = (win[..., 1] - win[..., 0]).clip(0) * (win[..., 3] - win[..., 2]).clip(0)    # (B, S) rays
+    ray_start = np.concatenate([[0], np.cumsum(hw.reshape(-1))]).reshape(-1)         # per (body, raster)
     tri32 = tri.astype(np.uint32)
+    keeps, prims, uvs = [], [], []
     for b in range(B):
-        blocks, parts = [], []
-        for k, (table, s) in enumerate(zip(tables, sizes)):
-            r0, r1, c0, c1 = _window(lo[b], hi[b], scales[k], s) if in_front[b] else (0, s[0], 0, s[1])
-            if r1 > r0 and c1 > c0:
-                blocks.append(table[r0:r1, c0:c1].reshape(-1, 6))
-            parts.append((r0, r1, c0, c1))
         keep = np.flatnonzero(facing[b])
+        keeps.append(keep)
         scene = o3d.t.geometry.RaycastingScene(nthreads=max(nthreads, 0))
-        scene.add_triangles(o3d.core.Tensor(verts[b]), o3d.core.Tensor(np.ascontiguousarray(tri32[keep])))
-        if blocks:
-            hit = scene.cast_rays(o3d.core.Tensor(np.concatenate(blocks)), nthreads=nthreads)
-            prim = hit["primitive_ids"].numpy()
-            uvs = hit["primitive_uvs"].numpy()
-            start = 0
-            for k, (r0, r1, c0, c1) in enumerate(parts):
-                n = (r1 - r0) * (c1 - c0) if (r1 > r0 and c1 > c0) else 0
-                sel = np.flatnonzero(prim[start:start + n] != _INVALID)
-                w = c1 - c0
-                out = per_raster[k]
-                out[0].append(np.full(len(sel), b, np.int64))
-                out[1].append((sel // w + r0) * sizes[k][1] + sel % w + c0)
-                out[2].append(keep[prim[start + sel].astype(np.int64)])
-                out[3].append(uvs[start + sel])
-                start += n
+        scene.add_triangles(o3d.core.Tensor(verts[b]), o3d.core.Tensor(np.take(tri32, keep, axis=0)))
+        n_rays = int(hw[b].sum())
+        if n_rays:
+            rays = np.empty((n_rays, 6), np.float32)
+            at = 0
+            for k, (r0, r1, c0, c1) in enumerate(win[b]):
+                if hw[b, k]:
+                    rays[at:at + hw[b, k]].reshape(r1 - r0, c1 - c0, 6)[...] = tables[k][r0:r1, c0:c1]
+                    at += hw[b, k]
+            hit = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=nthreads)
+            prims.append(hit["primitive_ids"].numpy())
+            uvs.append(hit["primitive_uvs"].numpy())
         if vertex_occlusion:
             front = np.flatnonzero(~back_facing[b])
             vrays = np.zeros((len(front), 6), np.float32)
-            vrays[:, 3:] = verts[b, front]
-            occ = scene.test_occlusions(o3d.core.Tensor(vrays), tnear=0.0, tfar=1.0 - occlusion_eps,
+            vrays[:, 3:] = np.take(verts[b], front, axis=0)
+            occ = scene.test_occlusions(o3d.core.Tensor.from_numpy(vrays), tnear=0.0, tfar=1.0 - occlusion_eps,
                                         nthreads=nthreads)
             occluded[b, front] = occ.numpy().astype(bool)
+
+    # every hit, vectorised: ray index → (body, raster, row, col), primitive → face
+    prim = np.concatenate(prims) if prims else np.zeros(0, np.uint32)
+    ray = np.flatnonzero(prim != _INVALID)
+    cell = np.searchsorted(ray_start, ray, side="right") - 1                           # body·S + raster
+    body, raster = np.divmod(cell, len(sizes))
+    local = ray - ray_start[cell]
+    w = win.reshape(-1, 4)[cell]
+    width = w[:, 3] - w[:, 2]
+    row, col = local // width + w[:, 0], local % width + w[:, 2]
+    keep_start = np.concatenate([[0], np.cumsum([len(k) for k in keeps])])
+    face = np.take(np.concatenate(keeps) if keeps else np.zeros(0, np.int64),
+                   keep_start[body] + np.take(prim, ray).astype(np.int64))
+    uv = np.take(np.concatenate(uvs) if uvs else np.zeros((0, 2), np.float32), ray, axis=0)
     rasters = []
     for k, s in enumerate(sizes):
-        bi, pi, fi, uv = (np.concatenate(a) if a else np.zeros((0, 2) if j == 3 else 0, np.float32 if j == 3 else np.int64)
-                          for j, a in enumerate(per_raster[k]))
-        bary = np.empty((len(uv), 3), np.float32)
-        bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
-        bary[:, 1:] = uv
-        rasters.append(SparseHits(s, bi, pi, fi, bary))
+        sel = np.flatnonzero(raster == k)
+        bary = np.empty((len(sel), 3), np.float32)
+        bary[:, 1:] = np.take(uv, sel, axis=0)
+        bary[:, 0] = 1.0 - bary[:, 1] - bary[:, 2]
+        rasters.append(SparseHits(s, body[sel], row[sel] * s[1] + col[sel], face[sel], bary))
     return LabelHits(rasters, vn, back_facing, occluded)

@@ -15,6 +15,8 @@ from both sides; misses have ``t_hit = inf`` and ids ``2³² − 1``.
 """
 from __future__ import annotations
 
+import atexit
+
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
@@ -27,6 +29,15 @@ __all__ = ["RaycastResult", "raycast", "as_vertices", "as_faces", "face_normals"
 
 _RAY_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _RAY_CACHE_SIZE = 16
+
+
+def _release_open3d_objects() -> None:
+    # Open3D tensors still alive when its C++ statics are destroyed are reported as leaks and
+    # make the process exit with status 1: drop the cached ones before interpreter shutdown.
+    _RAY_CACHE.clear()
+
+
+atexit.register(_release_open3d_objects)
 
 
 def _o3d():
