@@ -6,70 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from core.body import load_body
 from core.fitting import losses as L
 from core.fitting.eft import EFTConfig, eft_loss, eft_targets, run_eft
-from core.fitting.rom import sample_poses
 from core.fitting.tto import bn_running_stats, set_exemplar_mode
-from core.models.hmr import HMROutput
-from core.models.ief import IEFRegressor
+from tests.helpers.synthetic import make_data, make_method_inputs, make_tiny
 
-
-class TinyRegressor(IEFRegressor):
-    """An HMR-like regressor small enough for unit tests: two strided conv + BatchNorm
-    layers, global pooling, the IEF head (with its dropout), 3 iterations."""
-
-    def __init__(self, body, hidden: int = 64):
-        super().__init__(16, mean_params=body, hidden=hidden)
-        self.conv1 = nn.Conv2d(3, 8, 5, stride=4)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 16, 3, stride=2)
-        self.bn2 = nn.BatchNorm2d(16)
-        object.__setattr__(self, "body", body)
-        self.n_iter = 3
-        self.weights_trained = False
-
-    def forward(self, images, n_iter=None):
-        x = torch.relu(self.bn1(self.conv1(images)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        f = x.mean(dim=(2, 3))
-        return HMROutput(self.iterate(f, n_iter or self.n_iter), f)
-
-
-def make_tiny(body, seed: int = 0) -> TinyRegressor:
-    torch.manual_seed(seed)
-    m = TinyRegressor(body)
-    m.train()
-    with torch.no_grad():                      # non-trivial BatchNorm statistics
-        m(torch.randn(8, 3, 224, 224))
-    m.eval()
-    return m
-
-
-def make_data(body, B: int = 2, seed: int = 1):
-    rng = np.random.default_rng(seed)
-    crops = (rng.random((B, 224, 224, 3)) * 255).astype(np.uint8)
-    pose = torch.tensor(sample_poses(5, seed=seed)[:B], dtype=torch.float32)
-    with torch.no_grad():
-        out = body(betas=torch.zeros(B, 10), body_pose=pose, global_orient=torch.tensor([[np.pi, 0, 0]] * B))
-    j2d = L.project_crop(out.joints, torch.tensor([[0.0, 0.0, 45.0]] * B), 5000.0, 224)
-    return crops, torch.cat([j2d, torch.ones(B, 49, 1)], -1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
-
+pytestmark = pytest.mark.usefixtures("one_thread")    # body: the open body (tests/conftest.py)
 
 FAST = EFTConfig(lr=1e-3, max_iters=6)     # a random tiny net needs a larger step to move
 
@@ -197,14 +140,10 @@ def test_bad_keypoints_return_the_network_prediction(body, case):
 
 
 def test_registered_eft_method(body):
-    from core.methods import MethodInputs, create_method, method_info
+    from core.methods import create_method, method_info
 
     assert method_info("eft").family == "optimisation"
-    crops, kp = make_data(body, B=1)
-    image = np.full((260, 260, 3), 120, np.uint8)
-    inputs = MethodInputs.from_image(image, np.array([130.0, 130.0]), 1.3)
-    inputs.keypoints = kp[0].numpy().astype(np.float64)
-    trace = create_method("eft", model=make_tiny(body), lr=1e-3, max_iters=2).run(inputs)
+    trace = create_method("eft", model=make_tiny(body), lr=1e-3, max_iters=2).run(make_method_inputs(body))
     assert trace.method == "eft" and len(trace) == 3 and trace.crop.shape == (224, 224, 3)
     assert "bbox_center" in trace.camera and trace.meta["weights_trained"] is False
 

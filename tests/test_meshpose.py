@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.body import load_body
 from core.models.meshpose import (MESHPOSE_LOSS_WEIGHTS, MeshPose, barycentric_cross_entropy, bin_soft_argmax,
                                   build_upsampler,
                                   bins_to_pixels, camera_to_pixel_space, decode_iuv, edge_loss, estimate_root_depth,
-                                  evaluate_upsampler, fuse_vertices, joint_loss, load_lowpoly, load_upsampler,
+                                  evaluate_upsampler, fuse_vertices, joint_loss, load_upsampler,
                                   normal_loss, pixel_space_to_camera, silhouette_loss, spatial_soft_argmax,
                                   target_from_body_hits, target_from_lowpoly_hits, target_from_uv,
                                   uv_consistency_loss, visibility_bce, visibility_colors, weighted_total)
@@ -23,23 +22,7 @@ FOCAL = 5000.0
 K = np.array([[FOCAL, 0, CROP / 2], [0, FOCAL, CROP / 2], [0, 0, 1.0]])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and much faster on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
-
-
-@pytest.fixture(scope="module")
-def lowpoly(body):
-    return load_lowpoly(body)
+pytestmark = pytest.mark.usefixtures("one_thread")    # body, lowpoly: the open body's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -1,28 +1,18 @@
 """MeshPose's low-poly template: the decimation on a small mesh, the committed asset's
-structure and labels, and (slow) that the build script reproduces it."""
+structure and labels, and (slow) that the build script reproduces it. Fixtures ``body``,
+``lowpoly``: tests/conftest.py."""
 import numpy as np
 import pytest
 import trimesh
 
-from core.body import load_body
 from core.models.meshpose.decimate import decimate_half_edge
-from core.models.meshpose.lowpoly import LowPolyTemplate, build_lowpoly, load_lowpoly, lowpoly_path
+from core.models.meshpose.lowpoly import LowPolyTemplate, build_lowpoly, lowpoly_path
 
 
 def _edge_face_counts(faces):
     e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     _, counts = np.unique(e, axis=0, return_counts=True)
     return counts
-
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
-
-
-@pytest.fixture(scope="module")
-def lowpoly(body):
-    return load_lowpoly(body)
 
 
 def test_decimation_keeps_a_symmetric_closed_subset():

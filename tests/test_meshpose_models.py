@@ -8,13 +8,7 @@ from core.models.backbones import hrnet_w32, mobilenet_v2, resnet50
 from core.models.meshpose import create_meshpose_backbone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and much faster on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50", "hrnet_w32"])

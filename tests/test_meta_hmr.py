@@ -3,29 +3,16 @@ loss falls, step 0 adapts only the head, BatchNorm statistics stay, the stopping
 per-sample vs per-batch, the pseudo-SMPL terms, bad input, the registry."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from core.body import load_body
 from core.fitting.meta_hmr import MetaHMRConfig, meta_test_loss, run_meta_hmr
 from core.fitting.tto import HEAD_PREFIXES, as_network_input, bn_running_stats, evaluate_regressor_state
-from tests.test_eft import make_data, make_tiny
+from tests.helpers.synthetic import make_data, make_method_inputs, make_tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")    # body: the open body (tests/conftest.py)
 
 FAST = dict(inner_lr=1e-3, after_innerlr=1e-3)       # random tiny nets need larger steps
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
 
 
 def test_tto_loss_falls_and_models_are_untouched(body):
@@ -140,14 +127,10 @@ def test_samples_without_keypoints_keep_the_network_prediction(body, per_sample)
 
 
 def test_registered_meta_hmr_method(body):
-    from core.methods import MethodInputs, create_method, method_info
+    from core.methods import create_method, method_info
 
     assert method_info("meta-hmr").family == "optimisation"
-    crops, kp = make_data(body, B=1)
-    image = np.full((260, 260, 3), 120, np.uint8)
-    inputs = MethodInputs.from_image(image, np.array([130.0, 130.0]), 1.3)
-    inputs.keypoints = kp[0].numpy().astype(np.float64)
     method = create_method("meta-hmr", model=make_tiny(body), aux_model=make_tiny(body, 3), test_val_step=2, **FAST)
-    trace = method.run(inputs)
+    trace = method.run(make_method_inputs(body))
     assert trace.method == "meta-hmr" and trace.step_labels[0] == "TTO 0 (network)"
     assert trace.meta["aux_weights_trained"] is False and "aux_vertices" in trace.steps[0].maps

@@ -8,11 +8,9 @@ from core.geometry import (cliff_bbox_info, cliff_cam_to_full, perspective_proje
                            rot6d_to_rotmat, weak_perspective_to_translation)
 from core.models import CLIFF, HMR, IEFRegressor, evaluate_state_full_frame
 from core.models.trace_adapters import cliff_trace
+from tests.helpers.trace_checks import body_at_step
 
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
+# body: the open body (tests/conftest.py)
 
 
 def _reference_ief(head, feat, n_iter):
@@ -155,12 +153,7 @@ def test_cliff_trace_camera_reprojects_the_joints(body):
     assert trace.step_labels == ["mean", "IEF 1", "IEF 2", "IEF 3"]
     f, c = float(trace.camera["focal"]), trace.camera["center"]
     for step in trace.steps:
-        with torch.no_grad():
-            out = body(betas=torch.as_tensor(step.params["betas"])[None],
-                       body_pose=torch.as_tensor(step.params["body_pose"])[None],
-                       global_orient=torch.as_tensor(step.params["global_orient"])[None],
-                       transl=torch.as_tensor(step.params["transl"])[None])
-        j = out.joints[0].numpy()
+        j = body_at_step(body, step).joints[0].numpy()
         np.testing.assert_allclose(j[:, :2] / j[:, 2:] * f + c, step.joints2d, rtol=1e-4, atol=1e-2)
     info = cliff_bbox_info(torch.tensor([[700.0, 300.0]]), torch.tensor([1.5]),
                            torch.tensor([[720.0, 1280.0]]), torch.tensor([float(np.hypot(720, 1280))]))

@@ -3,7 +3,10 @@
 The reference listings below are transcribed from the fact sheet
 (`spin_pymaf.md` Appendices A–C, `spin_hmr_keys.tsv`, `pymaf_res50_keys.tsv`): one
 `key  shape` per line, `X  BN[C]` standing for X.weight/.bias/.running_mean/.running_var
-([C]) and X.num_batches_tracked ([]). They are independent of the model code.
+([C]) and X.num_batches_tracked ([]). Blocks the checkpoints repeat (ResNet bottlenecks,
+PyMAF's per-level extractor and regressor) are written once as templates and filled in per
+block; `test_reference_listing_counts` pins the expanded sizes. They are independent of the
+model code.
 """
 import pytest
 import torch
@@ -11,235 +14,101 @@ import torch
 from core.models import CLIFF, HMR, PyMAF, CheckpointMismatch, load_torchvision_weights
 from core.models.backbones import mobilenet_v2, resnet18, resnet34, resnet50
 
-RESNET50 = """
+
+def join_listings(*blocks: str) -> str:
+    """Listings → one listing (blank lines between blocks dropped)."""
+    return "\n".join(block.strip() for block in blocks)
+
+
+# torchvision's ResNet-50: stem, then per stage (width, blocks) bottlenecks with 4·width
+# outputs; the first block of every stage has the 1×1 projection shortcut ("downsample")
+RESNET50_STEM = """
 conv1.weight  [64,3,7,7]
 bn1  BN[64]
-layer1.0.conv1.weight  [64,64,1,1]
-layer1.0.bn1  BN[64]
-layer1.0.conv2.weight  [64,64,3,3]
-layer1.0.bn2  BN[64]
-layer1.0.conv3.weight  [256,64,1,1]
-layer1.0.bn3  BN[256]
-layer1.0.downsample.0.weight  [256,64,1,1]
-layer1.0.downsample.1  BN[256]
-layer1.1.conv1.weight  [64,256,1,1]
-layer1.1.bn1  BN[64]
-layer1.1.conv2.weight  [64,64,3,3]
-layer1.1.bn2  BN[64]
-layer1.1.conv3.weight  [256,64,1,1]
-layer1.1.bn3  BN[256]
-layer1.2.conv1.weight  [64,256,1,1]
-layer1.2.bn1  BN[64]
-layer1.2.conv2.weight  [64,64,3,3]
-layer1.2.bn2  BN[64]
-layer1.2.conv3.weight  [256,64,1,1]
-layer1.2.bn3  BN[256]
-layer2.0.conv1.weight  [128,256,1,1]
-layer2.0.bn1  BN[128]
-layer2.0.conv2.weight  [128,128,3,3]
-layer2.0.bn2  BN[128]
-layer2.0.conv3.weight  [512,128,1,1]
-layer2.0.bn3  BN[512]
-layer2.0.downsample.0.weight  [512,256,1,1]
-layer2.0.downsample.1  BN[512]
-layer2.1.conv1.weight  [128,512,1,1]
-layer2.1.bn1  BN[128]
-layer2.1.conv2.weight  [128,128,3,3]
-layer2.1.bn2  BN[128]
-layer2.1.conv3.weight  [512,128,1,1]
-layer2.1.bn3  BN[512]
-layer2.2.conv1.weight  [128,512,1,1]
-layer2.2.bn1  BN[128]
-layer2.2.conv2.weight  [128,128,3,3]
-layer2.2.bn2  BN[128]
-layer2.2.conv3.weight  [512,128,1,1]
-layer2.2.bn3  BN[512]
-layer2.3.conv1.weight  [128,512,1,1]
-layer2.3.bn1  BN[128]
-layer2.3.conv2.weight  [128,128,3,3]
-layer2.3.bn2  BN[128]
-layer2.3.conv3.weight  [512,128,1,1]
-layer2.3.bn3  BN[512]
-layer3.0.conv1.weight  [256,512,1,1]
-layer3.0.bn1  BN[256]
-layer3.0.conv2.weight  [256,256,3,3]
-layer3.0.bn2  BN[256]
-layer3.0.conv3.weight  [1024,256,1,1]
-layer3.0.bn3  BN[1024]
-layer3.0.downsample.0.weight  [1024,512,1,1]
-layer3.0.downsample.1  BN[1024]
-layer3.1.conv1.weight  [256,1024,1,1]
-layer3.1.bn1  BN[256]
-layer3.1.conv2.weight  [256,256,3,3]
-layer3.1.bn2  BN[256]
-layer3.1.conv3.weight  [1024,256,1,1]
-layer3.1.bn3  BN[1024]
-layer3.2.conv1.weight  [256,1024,1,1]
-layer3.2.bn1  BN[256]
-layer3.2.conv2.weight  [256,256,3,3]
-layer3.2.bn2  BN[256]
-layer3.2.conv3.weight  [1024,256,1,1]
-layer3.2.bn3  BN[1024]
-layer3.3.conv1.weight  [256,1024,1,1]
-layer3.3.bn1  BN[256]
-layer3.3.conv2.weight  [256,256,3,3]
-layer3.3.bn2  BN[256]
-layer3.3.conv3.weight  [1024,256,1,1]
-layer3.3.bn3  BN[1024]
-layer3.4.conv1.weight  [256,1024,1,1]
-layer3.4.bn1  BN[256]
-layer3.4.conv2.weight  [256,256,3,3]
-layer3.4.bn2  BN[256]
-layer3.4.conv3.weight  [1024,256,1,1]
-layer3.4.bn3  BN[1024]
-layer3.5.conv1.weight  [256,1024,1,1]
-layer3.5.bn1  BN[256]
-layer3.5.conv2.weight  [256,256,3,3]
-layer3.5.bn2  BN[256]
-layer3.5.conv3.weight  [1024,256,1,1]
-layer3.5.bn3  BN[1024]
-layer4.0.conv1.weight  [512,1024,1,1]
-layer4.0.bn1  BN[512]
-layer4.0.conv2.weight  [512,512,3,3]
-layer4.0.bn2  BN[512]
-layer4.0.conv3.weight  [2048,512,1,1]
-layer4.0.bn3  BN[2048]
-layer4.0.downsample.0.weight  [2048,1024,1,1]
-layer4.0.downsample.1  BN[2048]
-layer4.1.conv1.weight  [512,2048,1,1]
-layer4.1.bn1  BN[512]
-layer4.1.conv2.weight  [512,512,3,3]
-layer4.1.bn2  BN[512]
-layer4.1.conv3.weight  [2048,512,1,1]
-layer4.1.bn3  BN[2048]
-layer4.2.conv1.weight  [512,2048,1,1]
-layer4.2.bn1  BN[512]
-layer4.2.conv2.weight  [512,512,3,3]
-layer4.2.bn2  BN[512]
-layer4.2.conv3.weight  [2048,512,1,1]
-layer4.2.bn3  BN[2048]
 """
 
-SPIN_HEAD = """
-fc1.weight  [1024,2205]
-fc1.bias  [1024]
-fc2.weight  [1024,1024]
-fc2.bias  [1024]
-decpose.weight  [144,1024]
-decpose.bias  [144]
-decshape.weight  [10,1024]
-decshape.bias  [10]
-deccam.weight  [3,1024]
-deccam.bias  [3]
-init_pose  [1,144]
-init_shape  [1,10]
-init_cam  [1,3]
+BOTTLENECK = """
+{n}.conv1.weight  [{w},{c_in},1,1]
+{n}.bn1  BN[{w}]
+{n}.conv2.weight  [{w},{w},3,3]
+{n}.bn2  BN[{w}]
+{n}.conv3.weight  [{c_out},{w},1,1]
+{n}.bn3  BN[{c_out}]
 """
 
-PYMAF_EXTRA = """
+DOWNSAMPLE = """
+{n}.downsample.0.weight  [{c_out},{c_in},1,1]
+{n}.downsample.1  BN[{c_out}]
+"""
+
+RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
+
+
+def resnet_listing(stages=RESNET50_STAGES) -> str:
+    """The ResNet trunk's listing (stem + bottleneck stages)."""
+    blocks, c_in = [RESNET50_STEM], 64
+    for stage, (width, n_blocks) in enumerate(stages, start=1):
+        for b in range(n_blocks):
+            fmt = dict(n=f"layer{stage}.{b}", w=width, c_in=c_in, c_out=4 * width)
+            blocks += [BOTTLENECK.format(**fmt)] + ([DOWNSAMPLE.format(**fmt)] if b == 0 else [])
+            c_in = 4 * width
+    return join_listings(*blocks)
+
+
+# SPIN's IEF head; PyMAF has one per level (prefix "regressor.{i}.", its own fc1 width)
+IEF_HEAD = """
+{p}fc1.weight  [1024,{fc1_in}]
+{p}fc1.bias  [1024]
+{p}fc2.weight  [1024,1024]
+{p}fc2.bias  [1024]
+{p}decpose.weight  [144,1024]
+{p}decpose.bias  [144]
+{p}decshape.weight  [10,1024]
+{p}decshape.bias  [10]
+{p}deccam.weight  [3,1024]
+{p}deccam.bias  [3]
+{p}init_pose  [1,144]
+{p}init_shape  [1,10]
+{p}init_cam  [1,3]
+"""
+
+# the SMPL layer each PyMAF regressor keeps in its state dict (buffers)
+PYMAF_SMPL = """
+{p}smpl.betas  [64,10]
+{p}smpl.global_orient  [64,3]
+{p}smpl.body_pose  [64,69]
+{p}smpl.shapedirs  [6890,3,10]
+{p}smpl.faces_tensor  [13776,3]
+{p}smpl.v_template  [6890,3]
+{p}smpl.J_regressor  [24,6890]
+{p}smpl.posedirs  [207,20670]
+{p}smpl.parents  [24]
+{p}smpl.lbs_weights  [6890,24]
+{p}smpl.J_regressor_extra  [9,6890]
+{p}smpl.vertex_joint_selector.extra_joints_idxs  [21]
+"""
+
+# one mesh-aligned feature extractor per PyMAF level
+PYMAF_MAF = """
+maf_extractor.{i}.conv0.weight  [128,256,1]
+maf_extractor.{i}.conv0.bias  [128]
+maf_extractor.{i}.conv1.weight  [64,384,1]
+maf_extractor.{i}.conv1.bias  [64]
+maf_extractor.{i}.conv2.weight  [5,320,1]
+maf_extractor.{i}.conv2.bias  [5]
+maf_extractor.{i}.Dmap  [431,6890]
+"""
+
+PYMAF_DECONV = """
 deconv_layers.0.weight  [2048,256,4,4]
 deconv_layers.1  BN[256]
 deconv_layers.3.weight  [256,256,4,4]
 deconv_layers.4  BN[256]
 deconv_layers.6.weight  [256,256,4,4]
 deconv_layers.7  BN[256]
-maf_extractor.0.conv0.weight  [128,256,1]
-maf_extractor.0.conv0.bias  [128]
-maf_extractor.0.conv1.weight  [64,384,1]
-maf_extractor.0.conv1.bias  [64]
-maf_extractor.0.conv2.weight  [5,320,1]
-maf_extractor.0.conv2.bias  [5]
-maf_extractor.0.Dmap  [431,6890]
-maf_extractor.1.conv0.weight  [128,256,1]
-maf_extractor.1.conv0.bias  [128]
-maf_extractor.1.conv1.weight  [64,384,1]
-maf_extractor.1.conv1.bias  [64]
-maf_extractor.1.conv2.weight  [5,320,1]
-maf_extractor.1.conv2.bias  [5]
-maf_extractor.1.Dmap  [431,6890]
-maf_extractor.2.conv0.weight  [128,256,1]
-maf_extractor.2.conv0.bias  [128]
-maf_extractor.2.conv1.weight  [64,384,1]
-maf_extractor.2.conv1.bias  [64]
-maf_extractor.2.conv2.weight  [5,320,1]
-maf_extractor.2.conv2.bias  [5]
-maf_extractor.2.Dmap  [431,6890]
-points_grid  [1,2,441]
-regressor.0.fc1.weight  [1024,2362]
-regressor.0.fc1.bias  [1024]
-regressor.0.fc2.weight  [1024,1024]
-regressor.0.fc2.bias  [1024]
-regressor.0.decpose.weight  [144,1024]
-regressor.0.decpose.bias  [144]
-regressor.0.decshape.weight  [10,1024]
-regressor.0.decshape.bias  [10]
-regressor.0.deccam.weight  [3,1024]
-regressor.0.deccam.bias  [3]
-regressor.0.smpl.betas  [64,10]
-regressor.0.smpl.global_orient  [64,3]
-regressor.0.smpl.body_pose  [64,69]
-regressor.0.smpl.shapedirs  [6890,3,10]
-regressor.0.smpl.faces_tensor  [13776,3]
-regressor.0.smpl.v_template  [6890,3]
-regressor.0.smpl.J_regressor  [24,6890]
-regressor.0.smpl.posedirs  [207,20670]
-regressor.0.smpl.parents  [24]
-regressor.0.smpl.lbs_weights  [6890,24]
-regressor.0.smpl.J_regressor_extra  [9,6890]
-regressor.0.smpl.vertex_joint_selector.extra_joints_idxs  [21]
-regressor.0.init_pose  [1,144]
-regressor.0.init_shape  [1,10]
-regressor.0.init_cam  [1,3]
-regressor.1.fc1.weight  [1024,2312]
-regressor.1.fc1.bias  [1024]
-regressor.1.fc2.weight  [1024,1024]
-regressor.1.fc2.bias  [1024]
-regressor.1.decpose.weight  [144,1024]
-regressor.1.decpose.bias  [144]
-regressor.1.decshape.weight  [10,1024]
-regressor.1.decshape.bias  [10]
-regressor.1.deccam.weight  [3,1024]
-regressor.1.deccam.bias  [3]
-regressor.1.smpl.betas  [64,10]
-regressor.1.smpl.global_orient  [64,3]
-regressor.1.smpl.body_pose  [64,69]
-regressor.1.smpl.shapedirs  [6890,3,10]
-regressor.1.smpl.faces_tensor  [13776,3]
-regressor.1.smpl.v_template  [6890,3]
-regressor.1.smpl.J_regressor  [24,6890]
-regressor.1.smpl.posedirs  [207,20670]
-regressor.1.smpl.parents  [24]
-regressor.1.smpl.lbs_weights  [6890,24]
-regressor.1.smpl.J_regressor_extra  [9,6890]
-regressor.1.smpl.vertex_joint_selector.extra_joints_idxs  [21]
-regressor.1.init_pose  [1,144]
-regressor.1.init_shape  [1,10]
-regressor.1.init_cam  [1,3]
-regressor.2.fc1.weight  [1024,2312]
-regressor.2.fc1.bias  [1024]
-regressor.2.fc2.weight  [1024,1024]
-regressor.2.fc2.bias  [1024]
-regressor.2.decpose.weight  [144,1024]
-regressor.2.decpose.bias  [144]
-regressor.2.decshape.weight  [10,1024]
-regressor.2.decshape.bias  [10]
-regressor.2.deccam.weight  [3,1024]
-regressor.2.deccam.bias  [3]
-regressor.2.smpl.betas  [64,10]
-regressor.2.smpl.global_orient  [64,3]
-regressor.2.smpl.body_pose  [64,69]
-regressor.2.smpl.shapedirs  [6890,3,10]
-regressor.2.smpl.faces_tensor  [13776,3]
-regressor.2.smpl.v_template  [6890,3]
-regressor.2.smpl.J_regressor  [24,6890]
-regressor.2.smpl.posedirs  [207,20670]
-regressor.2.smpl.parents  [24]
-regressor.2.smpl.lbs_weights  [6890,24]
-regressor.2.smpl.J_regressor_extra  [9,6890]
-regressor.2.smpl.vertex_joint_selector.extra_joints_idxs  [21]
-regressor.2.init_pose  [1,144]
-regressor.2.init_shape  [1,10]
-regressor.2.init_cam  [1,3]
+"""
+
+PYMAF_DP_HEAD = """
 dp_head.predict_u.weight  [25,256,3,3]
 dp_head.predict_u.bias  [25]
 dp_head.predict_v.weight  [25,256,3,3]
@@ -249,6 +118,20 @@ dp_head.predict_ann_index.bias  [15]
 dp_head.predict_uv_index.weight  [25,256,3,3]
 dp_head.predict_uv_index.bias  [25]
 """
+
+PYMAF_FC1_IN = (2362, 2312, 2312)   # 157 + point features: 5·21² (grid), 5·431 (mesh-aligned)
+
+RESNET50 = resnet_listing()
+SPIN_HEAD = IEF_HEAD.format(p="", fc1_in=2205)
+
+PYMAF_EXTRA = join_listings(
+    PYMAF_DECONV,
+    *(PYMAF_MAF.format(i=i) for i in range(3)),
+    "points_grid  [1,2,441]",
+    *(join_listings(IEF_HEAD.format(p=f"regressor.{i}.", fc1_in=w), PYMAF_SMPL.format(p=f"regressor.{i}."))
+      for i, w in enumerate(PYMAF_FC1_IN)),
+    PYMAF_DP_HEAD,
+)
 
 
 def expand(listing: str, prefix: str = "") -> dict:

@@ -3,18 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.body import load_body
 from core.methods import MethodInputs, available_methods, create_method, method_info
 from core.models import create_model, list_models
 from core.models.trace_adapters import hmr_trace, keypoint_error_px, pymaf_trace
 from core.trace import Trace
+from tests.helpers.trace_checks import body_at_step
 
 RNG = np.random.default_rng(0)
 
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
+# body: the open body (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +59,7 @@ def test_hmr_trace(body, crop, tmp_path):
         assert step.vertices.shape == (body.num_vertices, 3)
         assert step.params["body_pose"].shape == (23, 3, 3) and step.params["global_orient"].shape == (1, 3, 3)
         # camera-frame joints projected with f = 5000, c = 112 land on joints2d
-        with torch.no_grad():
-            out = body(betas=torch.as_tensor(step.params["betas"])[None],
-                       body_pose=torch.as_tensor(step.params["body_pose"])[None],
-                       global_orient=torch.as_tensor(step.params["global_orient"])[None],
-                       transl=torch.as_tensor(step.params["transl"])[None])
+        out = body_at_step(body, step)
         j = out.joints[0].numpy()
         np.testing.assert_allclose(j[:, :2] / j[:, 2:] * 5000 + 112, step.joints2d, atol=1e-2)
         np.testing.assert_allclose(out.vertices[0].numpy(), step.vertices, atol=1e-4)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from core.body import load_body
 from core.fitting import keypoints as K
 from core.fitting import losses as L
 from core.fitting import priors as P
@@ -25,20 +24,9 @@ from core.fitting.smplify import (
 )
 from core.geometry import axis_angle_to_rotmat, procrustes_align
 from core.trace import Trace
+from tests.helpers.synthetic import project_body_keypoints
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """SMPLify's tensors are tiny; on a shared machine one thread is fastest and stable."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def body():
-    return load_body("open")
+pytestmark = pytest.mark.usefixtures("one_thread")    # body: the open body (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -310,13 +298,11 @@ def _synthetic(body, B=4, seed=3):
     go = torch.tensor([[np.pi, 0, 0]] * B, dtype=torch.float32) + torch.tensor(rng.normal(0, 0.15, (B, 3)),
                                                                                dtype=torch.float32)
     transl = torch.tensor(np.c_[rng.normal(0, 0.1, (B, 2)), rng.uniform(35, 50, B)], dtype=torch.float32)
-    with torch.no_grad():
-        out = body(betas=betas, body_pose=pose, global_orient=go)
-        j2d = L.project_crop(out.joints, transl, 5000.0, 224)
-    kp = torch.cat([j2d + torch.tensor(rng.normal(0, 1, j2d.shape), dtype=torch.float32), torch.ones(B, 49, 1)], -1)
+    joints, kp = project_body_keypoints(body, pose, go, transl, betas)
+    kp[..., :2] += torch.tensor(rng.normal(0, 1, (B, 49, 2)), dtype=torch.float32)
     for b in range(B):
         kp[b, rng.choice(49, 4, replace=False), 2] = 0.0
-    return dict(pose=pose, betas=betas, go=go, transl=transl, joints=out.joints, kp=kp)
+    return dict(pose=pose, betas=betas, go=go, transl=transl, joints=joints, kp=kp)
 
 
 def _pa_mm(pred, gt):
@@ -409,10 +395,7 @@ def test_facing_away_is_detected_from_the_mean_pose(body, prior):
     B = 1
     go = torch.tensor([[0.0, 0.0, np.pi]])          # R_x(π)·R_y(π) = R_z(π): the back to the camera
     pose = torch.tensor(R.sample_poses(2, seed=5, families=("standing",))[:B], dtype=torch.float32)
-    with torch.no_grad():
-        out = body(betas=torch.zeros(B, 10), body_pose=pose, global_orient=go)
-    j2d = L.project_crop(out.joints, torch.tensor([[0.0, 0.0, 45.0]]), 5000.0, 224)
-    kp = torch.cat([j2d, torch.ones(B, 49, 1)], -1)
+    _, kp = project_body_keypoints(body, pose, go, torch.tensor([[0.0, 0.0, 45.0]]))
     res = run_smplify(body, kp, prior=prior, schedule=smplify_schedule(30, 10))
     assert any("faces away" in w for w in res.warnings[0])
     R_fit = axis_angle_to_rotmat(res.global_orient)[0]

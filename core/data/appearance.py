@@ -94,11 +94,10 @@ def _grid(res: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _to_uint8(img: np.ndarray, out: np.ndarray) -> None:
-    """Float image → ``out`` (uint8, same shape): rounded, clipped to [0, 255]; ``img`` is
-    overwritten."""
-    np.rint(img, out=img)
-    np.clip(img, 0, 255, out=img)
-    out[...] = img
+    """Float image → ``out`` (uint8, same shape): rounded half to even and clipped to
+    [0, 255] (OpenCV's saturating conversion, as ``np.clip(np.rint(img), 0, 255)`` in
+    one pass)."""
+    cv2.add(img, 0.0, dst=out, dtype=cv2.CV_8U)
 
 
 def _draw_shapes(rng: np.random.Generator, img: np.ndarray) -> None:
@@ -299,6 +298,7 @@ def composite(backgrounds: np.ndarray, flat_index: np.ndarray, body_rgb: np.ndar
     for i in range(n):
         if blur[i]:
             img[i] = cv2.GaussianBlur(img[i], (3, 3), blur_sigma[i])
-        img[i] += _noise_field(rng, img.shape[1:]) * noise_sigma[i]
-        _to_uint8(img[i], out[i])
+        # img + σ·noise, rounded and saturated to uint8 in one pass
+        cv2.addWeighted(img[i], 1.0, _noise_field(rng, img.shape[1:]), float(noise_sigma[i]), 0.0,
+                        dst=out[i], dtype=cv2.CV_8U)
     return out

@@ -25,25 +25,20 @@ Trace's 2D joints then follow it, its meshes still use the SPIN camera).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 from torch import nn
 
-from core.geometry import FOCAL_LENGTH, IMG_RES
 from core.trace import Trace
 
-from .keypoints import prepare_keypoints
 from .losses import keypoint_loss_2d, leg_orientation_loss
-from .tto import (as_network_input, evaluate_regressor_state, regressor_body, set_exemplar_mode, target_normalized,
-                  tto_step)
+from .tto import (ProgressFn, TTOResult, build_regressor, concat_rows, evaluate_regressor_state, prepare_tto_inputs,
+                  regressor_forward, result_rows, run_on_method_inputs, set_exemplar_mode, tto_step, tto_trace,
+                  tto_trace_meta, working_copy)
 
 __all__ = ["EFTConfig", "EFTResult", "eft_targets", "eft_loss", "run_eft", "EFTMethod"]
-
-ProgressFn = Callable[[float, str], None]
 
 # GT-joint indices in SPIN-49
 _GT_HIPS_PELVIS = (25 + 2, 25 + 3, 25 + 14)
@@ -93,21 +88,14 @@ def eft_loss(state, joints2d_norm: torch.Tensor, target_2d: torch.Tensor, target
 
 
 @dataclass
-class EFTResult:
-    """Per-sample EFT results (batch first): rotmats (B,24,3,3), betas (B,10), cam (B,3),
-    transl (B,3), vertices (B,V,3) camera frame, joints2d (B,49,2); loss_2d_init/final (B,)
-    raw 2D loss before fine-tuning and at the returned prediction; iterations (B,) Adam
-    steps taken; stop_reason per sample; warnings per sample; traces (one per sample when
-    recorded); adapted_state_dicts (the fine-tuned weights per sample, when asked)."""
+class EFTResult(TTOResult):
+    """Per-sample EFT results (batch first): the :class:`~core.fitting.tto.TTOResult` fields
+    (rotmats (B,24,3,3), betas (B,10), cam (B,3), transl (B,3), vertices (B,V,3) camera
+    frame, joints2d (B,49,2); loss_2d_init/final (B,) raw 2D loss before fine-tuning and at
+    the returned prediction), then iterations (B,) Adam steps taken; stop_reason per sample;
+    warnings per sample; traces (one per sample when recorded); adapted_state_dicts (the
+    fine-tuned weights per sample, when asked)."""
 
-    rotmats: torch.Tensor
-    betas: torch.Tensor
-    cam: torch.Tensor
-    transl: torch.Tensor
-    vertices: torch.Tensor
-    joints2d: torch.Tensor
-    loss_2d_init: torch.Tensor
-    loss_2d_final: torch.Tensor
     iterations: torch.Tensor
     stop_reason: list
     warnings: list
@@ -122,10 +110,6 @@ def _has_signal(t2d: torch.Tensor, tleg: torch.Tensor, cfg: EFTConfig) -> bool:
     w[:, 25:] *= cfg.gt_weight
     legs = tleg[:, [26, 25, 29, 30], 2] > 0
     return bool((w > 0).any()) or bool((legs[:, :2].all(1) | legs[:, 2:].all(1)).any())
-
-
-def _forward(model, images, n_iter):
-    return (model(images) if n_iter is None else model(images, n_iter=n_iter)).final
 
 
 def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(), body=None,
@@ -148,22 +132,12 @@ def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(),
         :class:`EFTResult`. Samples without enough keypoints are not fine-tuned (the
         network's prediction is returned, with a warning).
     """
-    body = regressor_body(model, body)
-    images = as_network_input(crops, model)
-    B = images.shape[0]
-    prepared = prepare_keypoints(keypoints, img_res=IMG_RES, dtype=images.dtype, device=images.device)
-    if prepared.keypoints.shape[0] != B:
-        raise ValueError(f"{B} crops but {prepared.keypoints.shape[0]} keypoint sets")
-    target_norm = target_normalized(prepared.keypoints)
-    t2d_all, tleg_all = eft_targets(target_norm, config.with_hip)
-    if crops_uint8 is None and not torch.is_tensor(crops):
-        arr = np.asarray(crops)
-        crops_uint8 = arr[None] if arr.ndim == 3 else arr
-    work = copy.deepcopy(model)
-    backup = copy.deepcopy(work.state_dict())
+    inp = prepare_tto_inputs(model, crops, keypoints, body, crops_uint8)
+    body, images, prepared, B = inp.body, inp.images, inp.prepared, inp.batch_size
+    t2d_all, tleg_all = eft_targets(inp.target_norm, config.with_hip)
+    work, backup = working_copy(model)
     weights_trained = bool(getattr(model, "weights_trained", False))
-    outs = {k: [] for k in ("rotmats", "betas", "cam", "transl", "vertices", "joints2d")}
-    l_init, l_final, iters, reasons, traces, adapted = [], [], [], [], [], []
+    rows, l_init, l_final, iters, reasons, traces, adapted = [], [], [], [], [], [], []
     for b in range(B):
         work.load_state_dict(backup)                      # EFT's reloadModel(): weights ...
         set_exemplar_mode(work)
@@ -178,7 +152,7 @@ def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(),
         k = 0
         first = None
         while True:
-            state = _forward(work, img, n_iter)
+            state = regressor_forward(work, img, n_iter)
             ev = evaluate_regressor_state(body, state, config.projection)
             terms = eft_loss(state, ev.joints2d_norm, t2d, tleg, config)
             l2d = float(terms["keypoints_2d"].detach())
@@ -205,12 +179,7 @@ def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(),
         with torch.no_grad():
             st = state.detach()
             full = evaluate_regressor_state(body, st, config.projection, full_mesh=True)
-        outs["rotmats"].append(st.rotmat)
-        outs["betas"].append(st.betas)
-        outs["cam"].append(st.cam)
-        outs["transl"].append(full.transl)
-        outs["vertices"].append(full.vertices + full.transl[:, None])
-        outs["joints2d"].append(full.joints2d)
+        rows.append(result_rows(st, full, 0))
         l_init.append(first)
         l_final.append(l2d)
         iters.append(k)
@@ -218,23 +187,13 @@ def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(),
         if return_adapted:
             adapted.append({n: t.detach().clone() for n, t in work.state_dict().items()})
         if record:
-            meta = {"weights_trained": weights_trained, "lr": config.lr, "max_iters": config.max_iters,
-                    "threshold": config.threshold, "projection": config.projection, "with_hip": config.with_hip,
-                    "iterations": k, "stop_reason": reason, "per_sample_reset": True,
-                    "frozen": "BatchNorm statistics and affine, Dropout off"}
-            if not weights_trained:
-                meta["warning"] = "untrained regressor weights: the fine-tuning starts from noise"
-            if prepared.warnings[b]:
-                meta["input_warning"] = "; ".join(prepared.warnings[b])
-            meta.update(trace_meta or {})
-            crop = None if crops_uint8 is None else np.asarray(crops_uint8[b])
-            traces.append(Trace("eft", crop=crop, camera={"focal": np.float32(FOCAL_LENGTH),
-                                                          "center": np.full(2, IMG_RES / 2, np.float32),
-                                                          "img_res": np.asarray(IMG_RES)},
-                                steps=steps, body=body.name, target_keypoints=kp_px.astype(np.float32),
-                                faces=body.faces, meta=meta))
-    cat = {k: torch.cat(v) for k, v in outs.items()}
-    return EFTResult(**cat, loss_2d_init=torch.tensor(l_init), loss_2d_final=torch.tensor(l_final),
+            settings = {"lr": config.lr, "max_iters": config.max_iters, "threshold": config.threshold,
+                        "projection": config.projection, "with_hip": config.with_hip, "iterations": k,
+                        "stop_reason": reason, "per_sample_reset": True,
+                        "frozen": "BatchNorm statistics and affine, Dropout off"}
+            meta = tto_trace_meta(settings, weights_trained, prepared.warnings[b], trace_meta, "fine-tuning")
+            traces.append(tto_trace("eft", body, inp.crop(b), kp_px, steps, meta))
+    return EFTResult(**concat_rows(rows), loss_2d_init=torch.tensor(l_init), loss_2d_final=torch.tensor(l_final),
                      iterations=torch.tensor(iters), stop_reason=reasons, warnings=prepared.warnings,
                      traces=traces, adapted_state_dicts=adapted)
 
@@ -253,34 +212,12 @@ class EFTMethod:
     """
 
     def __init__(self, model=None, checkpoint=None, body="open", smpl_dir=None, arch: str = "hmr", **config):
-        self.model = _build_regressor(model, checkpoint, body, smpl_dir, arch)
+        self.model = build_regressor(model, checkpoint, body, smpl_dir, arch)
         self.config = EFTConfig(**config)
 
     def run(self, inputs, progress: Optional[ProgressFn] = None) -> Trace:
-        if inputs.keypoints is None:
-            raise ValueError("EFT needs 2D keypoints (MethodInputs.keypoints, SPIN-49 in crop pixels)")
-        res = run_eft(self.model, inputs.crop[None], inputs.keypoints[None], self.config, progress=progress)
-        trace = res.traces[0]
-        trace.camera.update({"bbox_center": np.asarray(inputs.center, np.float32),
-                             "bbox_scale": np.float32(inputs.scale),
-                             "img_size": np.asarray(inputs.image.shape[:2], np.float32)})
-        return trace
-
-
-def _build_regressor(model, checkpoint, body, smpl_dir, arch, **model_cfg):
-    """A regressor for the methods: the given one, or a new one (+ checkpoint)."""
-    if model is not None:
-        return model
-    from core.body import load_body
-    from core.models import create_model, load_official_checkpoint, load_project_checkpoint
-
-    body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
-    if checkpoint is not None and str(checkpoint).endswith(".safetensors"):
-        return load_project_checkpoint(checkpoint, body=body)
-    model = create_model(arch, body=body, **model_cfg)
-    if checkpoint is not None:
-        load_official_checkpoint(model, checkpoint)
-    return model
+        return run_on_method_inputs("EFT", inputs, lambda crops, keypoints: run_eft(
+            self.model, crops, keypoints, self.config, progress=progress))
 
 
 def _register() -> None:

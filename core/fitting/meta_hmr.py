@@ -38,24 +38,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 from torch import nn
 
-from core.geometry import FOCAL_LENGTH, IMG_RES
 from core.trace import Trace
 
-from .eft import _build_regressor, _forward
-from .keypoints import prepare_keypoints
 from .losses import keypoint_loss_2d
-from .tto import (as_network_input, evaluate_regressor_state, head_parameters, regressor_body, target_normalized,
-                  tto_step)
+from .tto import (ProgressFn, TTOInputs, TTOResult, build_regressor, concat_rows, evaluate_regressor_state,
+                  head_parameters, prepare_tto_inputs, regressor_forward, result_rows, run_on_method_inputs,
+                  tto_step, tto_trace, tto_trace_meta, working_copy)
 
 __all__ = ["MetaHMRConfig", "MetaHMRResult", "meta_test_loss", "run_meta_hmr", "MetaHMRMethod"]
-
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -113,20 +108,13 @@ def meta_test_loss(state, vertices: torch.Tensor, joints3d: torch.Tensor, joints
 
 
 @dataclass
-class MetaHMRResult:
-    """Per-sample results (batch first): rotmats (B,24,3,3), betas, cam, transl, vertices
-    (B,V,3) camera frame, joints2d (B,49,2); loss_2d_init/final (B,) raw 2D loss of the
-    network's prediction and of the result; updates (B,) parameter updates applied
-    (1 SGD + Adam steps); stop_reason, warnings per sample; traces; adapted_state_dicts."""
+class MetaHMRResult(TTOResult):
+    """Per-sample results (batch first): the :class:`~core.fitting.tto.TTOResult` fields
+    (rotmats (B,24,3,3), betas, cam, transl, vertices (B,V,3) camera frame, joints2d
+    (B,49,2); loss_2d_init/final (B,) raw 2D loss of the network's prediction and of the
+    result), then updates (B,) parameter updates applied (1 SGD + Adam steps); stop_reason,
+    warnings per sample; traces; adapted_state_dicts."""
 
-    rotmats: torch.Tensor
-    betas: torch.Tensor
-    cam: torch.Tensor
-    transl: torch.Tensor
-    vertices: torch.Tensor
-    joints2d: torch.Tensor
-    loss_2d_init: torch.Tensor
-    loss_2d_final: torch.Tensor
     updates: torch.Tensor
     stop_reason: list
     warnings: list
@@ -156,25 +144,16 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
             ``aux_global_orient``, ``aux_body_pose``).
         return_adapted: keep each group's adapted state_dict.
     """
-    body = regressor_body(model, body)
-    images = as_network_input(crops, model)
-    B = images.shape[0]
-    prepared = prepare_keypoints(keypoints, img_res=IMG_RES, dtype=images.dtype, device=images.device)
-    if prepared.keypoints.shape[0] != B:
-        raise ValueError(f"{B} crops but {prepared.keypoints.shape[0]} keypoint sets")
-    target_norm = target_normalized(prepared.keypoints)
-    if crops_uint8 is None and not torch.is_tensor(crops):
-        arr = np.asarray(crops)
-        crops_uint8 = arr[None] if arr.ndim == 3 else arr
+    inp = prepare_tto_inputs(model, crops, keypoints, body, crops_uint8)
+    body, images, prepared, target_norm, B = inp.body, inp.images, inp.prepared, inp.target_norm, inp.batch_size
     aux = copy.deepcopy(aux_model if aux_model is not None else model)
     aux.eval()
     for p in aux.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
-        aux_state = _forward(aux, images, aux_n_iter).detach()
+        aux_state = regressor_forward(aux, images, aux_n_iter).detach()
         aux_ev = evaluate_regressor_state(body, aux_state, "spin", full_mesh=True)
-    work = copy.deepcopy(model)
-    backup = copy.deepcopy(work.state_dict())
+    work, backup = working_copy(model)
     head_names = set(head_parameters(work))
     weights_trained = bool(getattr(model, "weights_trained", False))
     groups = [[b] for b in range(B)] if config.per_sample else [list(range(B))]
@@ -204,7 +183,7 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
         for in_step in range(config.test_val_step + 1):
             if not active:
                 break
-            state = _forward(work, img, main_n_iter)
+            state = regressor_forward(work, img, main_n_iter)
             if in_step == 0:
                 ev = evaluate_regressor_state(body, state, "spin", full_mesh=True)
                 terms = meta_test_loss(state, ev.vertices, ev.joints3d, ev.joints2d_norm, tgt, a_state,
@@ -239,7 +218,7 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
                 break
             l_prev = cur
         with torch.no_grad():
-            state = _forward(work, img, main_n_iter).detach()
+            state = regressor_forward(work, img, main_n_iter).detach()
             ev = evaluate_regressor_state(body, state, "spin", full_mesh=True)
             l2d = keypoint_loss_2d(ev.joints2d_norm, tgt, config.openpose_weight, config.gt_weight)
         if first_l2d is None:
@@ -252,8 +231,7 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
                         "updates": updates, "reason": reason if bool(fittable[j]) else "not_fitted",
                         "records": records}
     # assemble
-    outs = {k: [] for k in ("rotmats", "betas", "cam", "transl", "vertices", "joints2d")}
-    traces = []
+    rows, traces = [], []
     for b in range(B):
         s = slots[b]
         j, st, ev = s["j"], s["state"], s["ev"]
@@ -263,25 +241,19 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
             with torch.no_grad():
                 ev = evaluate_regressor_state(body, st, "spin", full_mesh=True)
             s["final"] = s["init"]
-        outs["rotmats"].append(st.rotmat[j:j + 1])
-        outs["betas"].append(st.betas[j:j + 1])
-        outs["cam"].append(st.cam[j:j + 1])
-        outs["transl"].append(ev.transl[j:j + 1])
-        outs["vertices"].append((ev.vertices + ev.transl[:, None])[j:j + 1])
-        outs["joints2d"].append(ev.joints2d[j:j + 1])
+        rows.append(result_rows(st, ev, j))
         if record:
-            traces.append(_trace(b, s, body, prepared, aux_state, aux_ev, config, weights_trained,
-                                 crops_uint8, trace_meta))
-    cat = {k: torch.cat(v) for k, v in outs.items()}
-    return MetaHMRResult(**cat, loss_2d_init=torch.tensor([slots[b]["init"] for b in range(B)]),
+            traces.append(_trace(b, s, inp, aux_state, aux_ev, config, weights_trained, trace_meta))
+    return MetaHMRResult(**concat_rows(rows), loss_2d_init=torch.tensor([slots[b]["init"] for b in range(B)]),
                          loss_2d_final=torch.tensor([slots[b]["final"] for b in range(B)]),
                          updates=torch.tensor([slots[b]["updates"] for b in range(B)]),
                          stop_reason=[slots[b]["reason"] for b in range(B)], warnings=prepared.warnings,
                          traces=traces, adapted_state_dicts=adapted)
 
 
-def _trace(b, slot, body, prepared, aux_state, aux_ev, cfg, weights_trained, crops_uint8, trace_meta) -> Trace:
-    kp_px = prepared.keypoints[b].detach().cpu().numpy()
+def _trace(b, slot, inp: TTOInputs, aux_state, aux_ev, cfg, weights_trained, trace_meta) -> Trace:
+    body = inp.body
+    kp_px = inp.prepared.keypoints[b].detach().cpu().numpy()
     j = slot["j"]
     steps = []
     for k, state, terms in slot["records"]:
@@ -297,22 +269,12 @@ def _trace(b, slot, body, prepared, aux_state, aux_ev, cfg, weights_trained, cro
                     "aux_global_orient": a_rot[:1].cpu().numpy(), "aux_body_pose": a_rot[1:].cpu().numpy()}
         steps.append(tto_step(label, body, state, j, kp_px, {n: v[j] for n, v in terms.items()},
                               {"updates": k, "what": what}, "spin", maps))
-    meta = {"weights_trained": weights_trained, "inner_lr": cfg.inner_lr, "after_innerlr": cfg.after_innerlr,
-            "test_val_step": cfg.test_val_step, "stop_threshold": cfg.stop_threshold,
-            "per_sample": cfg.per_sample, "use_pseudo": cfg.use_pseudo, "updates": slot["updates"],
-            "stop_reason": slot["reason"],
-            "aux_maps": "step 0 maps aux_* hold the auxiliary network's pseudo-SMPL"}
-    if not weights_trained:
-        meta["warning"] = "untrained regressor weights: the optimisation starts from noise"
-    if prepared.warnings[b]:
-        meta["input_warning"] = "; ".join(prepared.warnings[b])
-    meta.update(trace_meta or {})
-    crop = None if crops_uint8 is None else np.asarray(crops_uint8[b])
-    return Trace("meta-hmr", crop=crop, camera={"focal": np.float32(FOCAL_LENGTH),
-                                                "center": np.full(2, IMG_RES / 2, np.float32),
-                                                "img_res": np.asarray(IMG_RES)},
-                 steps=steps, body=body.name, target_keypoints=kp_px.astype(np.float32), faces=body.faces,
-                 meta=meta)
+    settings = {"inner_lr": cfg.inner_lr, "after_innerlr": cfg.after_innerlr, "test_val_step": cfg.test_val_step,
+                "stop_threshold": cfg.stop_threshold, "per_sample": cfg.per_sample, "use_pseudo": cfg.use_pseudo,
+                "updates": slot["updates"], "stop_reason": slot["reason"],
+                "aux_maps": "step 0 maps aux_* hold the auxiliary network's pseudo-SMPL"}
+    meta = tto_trace_meta(settings, weights_trained, inp.prepared.warnings[b], trace_meta, "optimisation")
+    return tto_trace("meta-hmr", body, inp.crop(b), kp_px, steps, meta)
 
 
 class MetaHMRMethod:
@@ -330,9 +292,9 @@ class MetaHMRMethod:
     def __init__(self, model=None, aux_model=None, checkpoint=None, body="open", smpl_dir=None,
                  arch: str = "hmr", main_n_iter: int = 10, aux_n_iter: int = 3, **config):
         if model is None:
-            model = _build_regressor(None, None, body, smpl_dir, arch, n_iter=main_n_iter)
+            model = build_regressor(None, None, body, smpl_dir, arch, n_iter=main_n_iter)
             if aux_model is None:
-                aux_model = _build_regressor(None, None, model.body, None, arch, n_iter=aux_n_iter)
+                aux_model = build_regressor(None, None, model.body, None, arch, n_iter=aux_n_iter)
             if checkpoint is not None:
                 from core.models import load_meta_hmr_checkpoint
                 load_meta_hmr_checkpoint(model, checkpoint, "model")
@@ -341,16 +303,10 @@ class MetaHMRMethod:
         self.config = MetaHMRConfig(**config)
 
     def run(self, inputs, progress: Optional[ProgressFn] = None) -> Trace:
-        if inputs.keypoints is None:
-            raise ValueError("Meta-HMR needs 2D keypoints (MethodInputs.keypoints, SPIN-49 in crop pixels)")
-        res = run_meta_hmr(self.model, inputs.crop[None], inputs.keypoints[None], aux_model=self.aux_model,
-                           config=self.config, progress=progress,
-                           trace_meta={"aux_weights_trained": bool(getattr(self.aux_model, "weights_trained", False))})
-        trace = res.traces[0]
-        trace.camera.update({"bbox_center": np.asarray(inputs.center, np.float32),
-                             "bbox_scale": np.float32(inputs.scale),
-                             "img_size": np.asarray(inputs.image.shape[:2], np.float32)})
-        return trace
+        aux_meta = {"aux_weights_trained": bool(getattr(self.aux_model, "weights_trained", False))}
+        return run_on_method_inputs("Meta-HMR", inputs, lambda crops, keypoints: run_meta_hmr(
+            self.model, crops, keypoints, aux_model=self.aux_model, config=self.config, progress=progress,
+            trace_meta=aux_meta))
 
 
 def _register() -> None:

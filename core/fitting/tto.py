@@ -8,21 +8,26 @@ is the modules ``fc1, fc2, decpose, decshape, deccam``.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from core.geometry import FOCAL_LENGTH, IMG_RES, normalize_image, weak_perspective_to_translation
-from core.trace import Step
+from core.methods import ProgressFn
+from core.trace import Step, Trace
 
+from .keypoints import PreparedKeypoints, prepare_keypoints
 from .losses import normalize_keypoints, project_crop
 
 __all__ = ["HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
            "as_network_input", "regressor_body", "StateEval", "evaluate_regressor_state",
-           "weak_projection_norm", "tto_step", "bn_running_stats"]
+           "weak_projection_norm", "tto_step", "bn_running_stats", "ProgressFn", "TTOInputs",
+           "prepare_tto_inputs", "regressor_forward", "working_copy", "TTOResult", "result_rows",
+           "concat_rows", "tto_trace_meta", "tto_trace", "run_on_method_inputs", "build_regressor"]
 
 HEAD_PREFIXES = ("fc1.", "fc2.", "decpose.", "decshape.", "deccam.")
 
@@ -161,3 +166,146 @@ def tto_step(label: str, body, state, index: int, target_px: np.ndarray, losses:
 def target_normalized(keypoints: torch.Tensor, img_res: int = IMG_RES) -> torch.Tensor:
     """(B,49,3) crop pixels → normalised targets (see :func:`normalize_keypoints`)."""
     return normalize_keypoints(keypoints, img_res)
+
+
+@dataclass
+class TTOInputs:
+    """A batch checked and prepared for test-time optimisation.
+
+    body: the BodyModel to evaluate with; images: (B, 3, 224, 224) network input;
+    prepared: the cleaned keypoints ((B, 49, 3) crop pixels, fittable (B,), warnings);
+    target_norm: (B, 49, 3) normalised targets; crops_uint8: (B, 224, 224, 3) uint8 crops to
+    store in the Traces, or None.
+    """
+
+    body: object
+    images: torch.Tensor
+    prepared: PreparedKeypoints
+    target_norm: torch.Tensor
+    crops_uint8: Optional[np.ndarray]
+
+    @property
+    def batch_size(self) -> int:
+        return self.images.shape[0]
+
+    def crop(self, index: int) -> Optional[np.ndarray]:
+        """Sample ``index``'s (224, 224, 3) uint8 crop for its Trace, or None."""
+        return None if self.crops_uint8 is None else np.asarray(self.crops_uint8[index])
+
+
+def prepare_tto_inputs(model: nn.Module, crops, keypoints, body=None, crops_uint8=None) -> TTOInputs:
+    """Check and prepare a TTO run's inputs: the body (``body`` or ``model.body``), the
+    network input (see :func:`as_network_input`), the keypoints (see
+    :func:`core.fitting.keypoints.prepare_keypoints`; one (49, 3) set per crop), their
+    normalised targets, and the uint8 crops for the Traces (``crops_uint8``, else ``crops``
+    when they are not a tensor)."""
+    body = regressor_body(model, body)
+    images = as_network_input(crops, model)
+    B = images.shape[0]
+    prepared = prepare_keypoints(keypoints, img_res=IMG_RES, dtype=images.dtype, device=images.device)
+    if prepared.keypoints.shape[0] != B:
+        raise ValueError(f"{B} crops but {prepared.keypoints.shape[0]} keypoint sets")
+    if crops_uint8 is None and not torch.is_tensor(crops):
+        arr = np.asarray(crops)
+        crops_uint8 = arr[None] if arr.ndim == 3 else arr
+    return TTOInputs(body, images, prepared, target_normalized(prepared.keypoints), crops_uint8)
+
+
+def regressor_forward(model: nn.Module, images: torch.Tensor, n_iter: Optional[int] = None):
+    """The regressor's final RegressorState on (B, 3, H, W) images (``n_iter`` IEF
+    iterations, default the model's own)."""
+    return (model(images) if n_iter is None else model(images, n_iter=n_iter)).final
+
+
+def working_copy(model: nn.Module) -> tuple[nn.Module, dict]:
+    """(a deep copy of ``model`` to optimise, a backup of its state_dict to restore it from);
+    the caller's model is never modified."""
+    work = copy.deepcopy(model)
+    return work, copy.deepcopy(work.state_dict())
+
+
+@dataclass
+class TTOResult:
+    """Per-sample results of a test-time optimisation (batch first): rotmats (B,24,3,3),
+    betas (B,10), cam (B,3), transl (B,3), vertices (B,V,3) camera frame, joints2d (B,49,2)
+    crop pixels; loss_2d_init / loss_2d_final (B,) raw 2D keypoint loss of the network's
+    prediction and of the returned one. Subclasses add their own fields."""
+
+    rotmats: torch.Tensor
+    betas: torch.Tensor
+    cam: torch.Tensor
+    transl: torch.Tensor
+    vertices: torch.Tensor
+    joints2d: torch.Tensor
+    loss_2d_init: torch.Tensor
+    loss_2d_final: torch.Tensor
+
+
+def result_rows(state, ev: StateEval, index: int) -> dict[str, torch.Tensor]:
+    """Sample ``index`` of an evaluated state as (1, …) rows of :class:`TTOResult`'s tensor
+    fields (``ev`` evaluated with ``full_mesh=True``; vertices moved to the camera frame)."""
+    rows = slice(index, index + 1)
+    return {"rotmats": state.rotmat[rows], "betas": state.betas[rows], "cam": state.cam[rows],
+            "transl": ev.transl[rows], "vertices": (ev.vertices + ev.transl[:, None])[rows],
+            "joints2d": ev.joints2d[rows]}
+
+
+def concat_rows(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Per-sample :func:`result_rows` → batched tensors (B, …), in order."""
+    return {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+
+
+def tto_trace_meta(settings: dict, weights_trained: bool, input_warnings: list, trace_meta: Optional[dict],
+                   what: str) -> dict:
+    """A TTO Trace's meta: ``weights_trained``, the method's ``settings``, a warning when the
+    weights are untrained (``what`` starts from noise), the sample's input warnings, then
+    the caller's ``trace_meta``."""
+    meta = {"weights_trained": weights_trained, **settings}
+    if not weights_trained:
+        meta["warning"] = f"untrained regressor weights: the {what} starts from noise"
+    if input_warnings:
+        meta["input_warning"] = "; ".join(input_warnings)
+    meta.update(trace_meta or {})
+    return meta
+
+
+def tto_trace(method: str, body, crop: Optional[np.ndarray], target_px: np.ndarray, steps: list,
+              meta: dict) -> Trace:
+    """A TTO Trace on SPIN's crop camera (f = 5000, 224 px): ``target_px`` (49, 3) crop-pixel
+    target keypoints, ``crop`` (224, 224, 3) uint8 or None."""
+    return Trace(method, crop=crop, camera={"focal": np.float32(FOCAL_LENGTH),
+                                            "center": np.full(2, IMG_RES / 2, np.float32),
+                                            "img_res": np.asarray(IMG_RES)},
+                 steps=steps, body=body.name, target_keypoints=target_px.astype(np.float32), faces=body.faces,
+                 meta=meta)
+
+
+def run_on_method_inputs(name: str, inputs, fit: Callable) -> Trace:
+    """A TTO method's ``run``: ``fit(crops (1, 224, 224, 3), keypoints (1, 49, 3))`` on a
+    ``core.methods.MethodInputs`` → its first Trace, with the box and image size added to
+    the Trace camera."""
+    if inputs.keypoints is None:
+        raise ValueError(f"{name} needs 2D keypoints (MethodInputs.keypoints, SPIN-49 in crop pixels)")
+    trace = fit(inputs.crop[None], inputs.keypoints[None]).traces[0]
+    trace.camera.update({"bbox_center": np.asarray(inputs.center, np.float32),
+                         "bbox_scale": np.float32(inputs.scale),
+                         "img_size": np.asarray(inputs.image.shape[:2], np.float32)})
+    return trace
+
+
+def build_regressor(model, checkpoint, body, smpl_dir, arch, **model_cfg):
+    """A regressor for the TTO methods: ``model`` when given, else ``create_model(arch,
+    body, **model_cfg)`` with ``checkpoint`` loaded (SPIN-style ``.pt`` or project
+    ``.safetensors``) when given."""
+    if model is not None:
+        return model
+    from core.body import load_body
+    from core.models import create_model, load_official_checkpoint, load_project_checkpoint
+
+    body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
+    if checkpoint is not None and str(checkpoint).endswith(".safetensors"):
+        return load_project_checkpoint(checkpoint, body=body)
+    model = create_model(arch, body=body, **model_cfg)
+    if checkpoint is not None:
+        load_official_checkpoint(model, checkpoint)
+    return model

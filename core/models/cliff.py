@@ -16,7 +16,7 @@ work too (`input_size=(224, 224)`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -24,7 +24,7 @@ from core.geometry import cliff_cam_to_full, perspective_projection
 
 from .backbones import create_backbone
 from .body_ref import BodyHolder
-from .ief import IEFRegressor, RegressorState
+from .ief import IEFOutput, IEFRegressor, RegressorState
 from .inputs import validate_images
 from .prediction import MeshPrediction, run_body
 
@@ -38,17 +38,9 @@ _ENCODERS = {
 
 
 @dataclass
-class CLIFFOutput:
+class CLIFFOutput(IEFOutput):
     """iterations: state after each IEF iteration (cam = crop camera (s, tx, ty));
     features: (B, C) pooled encoder feature; meshes: per iteration when asked."""
-
-    iterations: list[RegressorState]
-    features: torch.Tensor
-    meshes: list[MeshPrediction] = field(default_factory=list)
-
-    @property
-    def final(self) -> RegressorState:
-        return self.iterations[-1]
 
 
 class CLIFF(BodyHolder, IEFRegressor):

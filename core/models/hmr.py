@@ -7,32 +7,24 @@ at the root (`conv1.weight`, `bn1.*`, `layer1…layer4`), the IEF head at the ro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from .backbones import create_backbone
 from .body_ref import BodyHolder
-from .ief import IEFRegressor, RegressorState
+from .ief import IEFOutput, IEFRegressor, RegressorState
 from .inputs import validate_images
-from .prediction import MeshPrediction, evaluate_state
+from .prediction import evaluate_state
 
 __all__ = ["HMR", "HMROutput"]
 
 
 @dataclass
-class HMROutput:
+class HMROutput(IEFOutput):
     """iterations: the state after each IEF iteration (final = iterations[-1]);
     features: (B, C) pooled backbone feature; meshes: per iteration, filled when the model
     has a body and `with_mesh=True` (else empty)."""
-
-    iterations: list[RegressorState]
-    features: torch.Tensor
-    meshes: list[MeshPrediction] = field(default_factory=list)
-
-    @property
-    def final(self) -> RegressorState:
-        return self.iterations[-1]
 
 
 class HMR(BodyHolder, IEFRegressor):

@@ -8,8 +8,8 @@ Module names are SPIN's, so the head's state-dict keys match the official checkp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -17,7 +17,10 @@ from torch import nn
 
 from core.geometry import rot6d_to_rotmat
 
-__all__ = ["RegressorState", "IEFRegressor", "mean_params_tensors", "DEFAULT_MEAN_PARAMS"]
+if TYPE_CHECKING:
+    from .prediction import MeshPrediction
+
+__all__ = ["RegressorState", "IEFOutput", "IEFRegressor", "mean_params_tensors", "DEFAULT_MEAN_PARAMS"]
 
 NUM_JOINTS = 24
 NUM_BETAS = 10
@@ -80,6 +83,22 @@ class RegressorState:
     def detach(self) -> "RegressorState":
         return RegressorState(self.pose6d.detach(), self.betas.detach(), self.cam.detach(),
                               self.rotmat.detach())
+
+
+@dataclass
+class IEFOutput:
+    """What an IEF regressor's forward returns (HMR/SPIN, CLIFF): iterations = the state
+    after each IEF iteration (final = iterations[-1]); features: (B, C) pooled backbone
+    feature fed to the head; meshes: per iteration, when the model was asked for them
+    (else empty)."""
+
+    iterations: list[RegressorState]
+    features: torch.Tensor
+    meshes: list[MeshPrediction] = field(default_factory=list)
+
+    @property
+    def final(self) -> RegressorState:
+        return self.iterations[-1]
 
 
 class IEFRegressor(nn.Module):

@@ -31,7 +31,7 @@ from .ief import RegressorState
 from .prediction import MeshPrediction, evaluate_state
 from .pymaf import PyMAF
 
-__all__ = ["hmr_trace", "pymaf_trace", "cliff_trace", "keypoint_error_px"]
+__all__ = ["hmr_trace", "pymaf_trace", "cliff_trace", "keypoint_error_px", "crop_input", "trace_camera"]
 
 
 def keypoint_error_px(joints2d: np.ndarray, target: np.ndarray, min_conf: float = 0.0) -> float:
@@ -49,7 +49,9 @@ def keypoint_error_px(joints2d: np.ndarray, target: np.ndarray, min_conf: float 
     return float(np.linalg.norm(pred[ok] - target[ok, :2], axis=1).mean())
 
 
-def _prepare(model, crop: np.ndarray) -> torch.Tensor:
+def crop_input(model, crop: np.ndarray) -> torch.Tensor:
+    """One (H, W, 3) uint8 RGB crop of ``model.input_size`` → the (1, 3, H, W) normalised
+    network input on the model's device and dtype (ValueError naming the fix otherwise)."""
     crop = np.asarray(crop)
     h, w = model.input_size
     if crop.dtype != np.uint8 or crop.shape != (h, w, 3):
@@ -83,7 +85,10 @@ def _trace_meta(model, extra: dict | None) -> dict:
     return meta
 
 
-def _camera(focal, center, img_res, bbox_center, bbox_scale, img_size) -> dict:
+def trace_camera(focal, center, img_res, bbox_center, bbox_scale, img_size) -> dict:
+    """A Trace camera: crop ``focal`` (px), principal point ``center`` (2,) and ``img_res``,
+    plus the box (``bbox_center`` (2,), ``bbox_scale``) and full ``img_size`` (H, W) when
+    given."""
     cam = {"focal": np.float32(focal), "center": np.asarray(center, np.float32), "img_res": np.asarray(img_res)}
     if bbox_center is not None:
         cam["bbox_center"] = np.asarray(bbox_center, np.float32)
@@ -107,14 +112,15 @@ def hmr_trace(model: HMR, crop: np.ndarray, target_keypoints=None, bbox_center=N
     was_training = model.training
     model.eval()
     try:
-        out = model(_prepare(model, crop))
+        out = model(crop_input(model, crop))
         states = [model.initial_state(1)] + out.iterations
         labels = ["mean"] + [f"IEF {i + 1}" for i in range(len(out.iterations))]
         steps = [_step(lab, s, evaluate_state(model.body, s), target_keypoints) for lab, s in zip(labels, states)]
     finally:
         model.train(was_training)
     return Trace("hmr", crop=np.asarray(crop),
-                 camera=_camera(FOCAL_LENGTH, (IMG_RES / 2, IMG_RES / 2), IMG_RES, bbox_center, bbox_scale, img_size),
+                 camera=trace_camera(FOCAL_LENGTH, (IMG_RES / 2, IMG_RES / 2), IMG_RES, bbox_center, bbox_scale,
+                                     img_size),
                  steps=steps, body=model.body.name, target_keypoints=target_keypoints,
                  faces=model.body.faces, meta=_trace_meta(model, meta))
 
@@ -127,7 +133,7 @@ def pymaf_trace(model: PyMAF, crop: np.ndarray, target_keypoints=None, bbox_cent
     was_training = model.training
     model.eval()
     try:
-        out = model(_prepare(model, crop), intermediate="full", with_summaries=True)
+        out = model(crop_input(model, crop), intermediate="full", with_summaries=True)
     finally:
         model.train(was_training)
     steps = []
@@ -150,7 +156,8 @@ def pymaf_trace(model: PyMAF, crop: np.ndarray, target_keypoints=None, bbox_cent
         steps[-1].maps["iuv"] = iuv.cpu().numpy().astype(np.float32)
         steps[-1].meta["iuv_channels"] = "part index 0-24 (0 = background), U, V"
     return Trace("pymaf", crop=np.asarray(crop),
-                 camera=_camera(FOCAL_LENGTH, (IMG_RES / 2, IMG_RES / 2), IMG_RES, bbox_center, bbox_scale, img_size),
+                 camera=trace_camera(FOCAL_LENGTH, (IMG_RES / 2, IMG_RES / 2), IMG_RES, bbox_center, bbox_scale,
+                                     img_size),
                  steps=steps, body=model.body.name, target_keypoints=target_keypoints,
                  faces=model.body.faces, meta=_trace_meta(model, {"layout": model.layout, **(meta or {})}))
 
@@ -175,7 +182,7 @@ def cliff_trace(model: CLIFF, crop: np.ndarray, bbox_center, bbox_scale: float, 
     was_training = model.training
     model.eval()
     try:
-        out = model(_prepare(model, crop), cliff_bbox_info(center, scale, size, focal_t))
+        out = model(crop_input(model, crop), cliff_bbox_info(center, scale, size, focal_t))
         states = [model.initial_state(1)] + out.iterations
         labels = ["mean"] + [f"IEF {i + 1}" for i in range(len(out.iterations))]
         steps = [_step(lab, s, evaluate_state_full_frame(model.body, s, center, scale, size, focal_t,
@@ -187,7 +194,7 @@ def cliff_trace(model: CLIFF, crop: np.ndarray, bbox_center, bbox_scale: float, 
     k = crop_h / (200.0 * float(bbox_scale))
     cx, cy = float(bbox_center[0]), float(bbox_center[1])
     center_crop = ((W / 2 - cx) * k + crop_w / 2, (H / 2 - cy) * k + crop_h / 2)
-    camera = _camera(f * k, center_crop, np.array([crop_h, crop_w]), bbox_center, bbox_scale, img_size)
+    camera = trace_camera(f * k, center_crop, np.array([crop_h, crop_w]), bbox_center, bbox_scale, img_size)
     camera["full_focal"] = np.float32(f)
     return Trace("cliff", crop=np.asarray(crop), camera=camera, steps=steps, body=model.body.name,
                  target_keypoints=target_keypoints, faces=model.body.faces,

@@ -27,7 +27,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from core.geometry import FOCAL_LENGTH, normalize_image
+from core.geometry import FOCAL_LENGTH
+from core.models.trace_adapters import crop_input, keypoint_error_px, trace_camera
 from core.trace import Step, Trace
 
 from .decoding import decode_iuv
@@ -59,27 +60,20 @@ def _render_visibility(vertices_cam: np.ndarray, faces: np.ndarray, w: np.ndarra
 
 
 def _keypoint_error(j2d: np.ndarray, target) -> dict:
-    if target is None:
-        return {}
-    from core.models.trace_adapters import keypoint_error_px
-
-    return {"keypoints_2d_px": keypoint_error_px(j2d, target)}
+    return {} if target is None else {"keypoints_2d_px": keypoint_error_px(j2d, target)}
 
 
 @torch.no_grad()
 def meshpose_trace(model: MeshPose, crop: np.ndarray, target_keypoints=None, bbox_center=None,
                    bbox_scale=None, img_size=None, meta: dict | None = None) -> Trace:
     """Run ``model`` on one (H, W, 3) uint8 RGB crop of ``model.input_size`` → Trace."""
+    images = crop_input(model, crop)
     crop = np.asarray(crop)
     H, W = model.input_size
-    if crop.dtype != np.uint8 or crop.shape != (H, W, 3):
-        raise ValueError(f"MeshPose trace: expected an ({H}, {W}, 3) uint8 RGB crop, got {crop.shape} "
-                         f"{crop.dtype} (crop with core.geometry.crop_image)")
-    ref = next(model.parameters())
     was_training = model.training
     model.eval()
     try:
-        out = model(normalize_image(crop)[None].to(ref), upsample=False)
+        out = model(images, upsample=False)
     finally:
         model.train(was_training)
     body, lp = model.body, model.lowpoly
@@ -123,14 +117,7 @@ def meshpose_trace(model: MeshPose, crop: np.ndarray, target_keypoints=None, bbo
                     "colors": "green = visible (VertexPose), red = not visible (regression)"})
     steps = [s1, s2, s3]
 
-    camera = {"focal": np.float32(focal), "center": np.asarray(center, np.float32),
-              "img_res": np.asarray([H, W] if H != W else H)}
-    if bbox_center is not None:
-        camera["bbox_center"] = np.asarray(bbox_center, np.float32)
-    if bbox_scale is not None:
-        camera["bbox_scale"] = np.float32(bbox_scale)
-    if img_size is not None:
-        camera["img_size"] = np.asarray(img_size, np.float32)
+    camera = trace_camera(focal, center, [H, W] if H != W else H, bbox_center, bbox_scale, img_size)
     trained = bool(getattr(model, "weights_trained", False))
     tmeta = {"model": getattr(model, "model_config", {}).get("name", "meshpose"), "backbone": model.backbone_name,
              "weights_trained": trained, "upsampler": model.upsampler_source,
