@@ -238,17 +238,32 @@ def random_appearances(rng: np.random.Generator, n: int) -> BodyAppearance:
                           rng.uniform(0.4, 0.8, size=n).astype(np.float32))
 
 
+def _pattern_lut() -> np.ndarray:
+    """(4·8,) float32: value of pattern kind 0..3 (plain, stripes_u, stripes_v, checker)
+    for the 3-bit code ``stripe_u + 2·stripe_v + 4·checker``."""
+    code = np.arange(8)
+    bits = np.stack([code & 1, (code >> 1) & 1, (code >> 2) & 1]).astype(np.float32)   # (3, 8)
+    return np.concatenate([np.zeros(8, np.float32), bits[0], bits[1], bits[2]])
+
+
+_PATTERN_LUT = _pattern_lut()
+
+
 def pattern_value(kind: np.ndarray, u: np.ndarray, v: np.ndarray, freq: np.ndarray,
                   noise: np.ndarray) -> np.ndarray:
     """Per-pixel pattern in [0, 1] for pattern ids ``kind`` (N,) (index into ``PATTERNS``)
-    at UV (N,), frequency (N,) and uniform noise (N,) (used by "noise")."""
+    at UV (N,), frequency (N,) and uniform noise (N,) (used by "noise").
+
+    plain 0; stripes_u 1 where ``sin(2π·f·u) > 0`` (the first half of each period);
+    stripes_v the same in v; checker ``(⌊f·u⌋ + ⌊f·v⌋) mod 2``; noise the given values.
+    """
     fu, fv = freq * u, freq * v
-    stripes_u = (np.sin(2 * np.pi * fu) > 0).astype(np.float32)
-    stripes_v = (np.sin(2 * np.pi * fv) > 0).astype(np.float32)
-    checker = ((np.floor(fu) + np.floor(fv)) % 2).astype(np.float32)
-    table = np.stack([np.zeros_like(u, dtype=np.float32), stripes_u, stripes_v, checker,
-                      np.asarray(noise, np.float32)], -1)
-    return np.take_along_axis(table, kind[:, None], axis=-1)[:, 0]
+    iu, iv = np.floor(fu), np.floor(fv)
+    du, dv = fu - iu, fv - iv
+    code = (((du > 0) & (du < 0.5)).astype(np.int64) + 2 * ((dv > 0) & (dv < 0.5))
+            + 4 * ((iu + iv) % 2 == 1))
+    out = np.take(_PATTERN_LUT, np.minimum(kind, 3) * 8 + code)
+    return np.where(kind == 4, noise, out)
 
 
 def shade_pixels(app: BodyAppearance, batch: np.ndarray, part: np.ndarray, u: np.ndarray, v: np.ndarray,

@@ -13,16 +13,22 @@ Two entry points:
   ``core.render.visibility.visibility_from_raycast`` (used by the evaluation).
 * :func:`raycast_label_batch` — a batch of meshes for the data generator: only what labels
   need, kept sparse (the hit pixels). Per mesh it builds the scene from the camera-facing
-  faces, casts the pixel rays of every raster that lie inside the mesh's projected bounding
-  box (no ray outside it can hit) in one ``cast_rays`` call, and tests camera→vertex
-  occlusion for the camera-facing vertices only (a back-facing vertex is not visible
-  whatever the test says). The hits are the same rays against the same triangles as
-  ``core.render.render_maps(..., cull_back_faces=True)``, so the labels are identical
-  (tested).
+  faces, casts in one ``cast_rays`` call the pixel rays of every raster that lie inside the
+  projected bounding box of some face group (the body parts: no other ray can hit), and
+  tests camera→vertex occlusion for the camera-facing vertices only (a back-facing vertex
+  is not visible whatever the test says). The hits are the same rays against the same
+  triangles as ``core.render.render_maps(..., cull_back_faces=True)``, so the labels are
+  identical (tested, also against casting every pixel ray).
 
-Measured alternatives (see ``benchmarks/bench_data.py``): putting 32 bodies into one scene
-(one geometry each, far apart) builds one BVH over all of them, which costs *more* per body
-than 32 small builds (≈3.1 vs ≈2.6 ms CPU), so each body keeps its own scene.
+Where the time goes (one core, CPU ms per body of ≈6.9k camera-facing faces, 224² + 56²):
+the BVH build ≈2.3 (Open3D builds it on the first query; linear in the faces, the same with
+1 or all threads, with compacted vertices or a ``TriangleMesh``), ≈12.5k pixel rays ≈1.5
+(≈7k of them hit), ≈3.3k vertex rays ≈0.55, face and vertex normals ≈0.4, ray masks ≈0.13.
+
+Measured and left out: 32 bodies in one scene (one geometry each, far apart) build one BVH
+over all of them, which costs *more* per body than 32 small builds (≈3.1 vs ≈2.6 ms); the
+mesh's single bounding box casts ≈22k rays (≈0.4 ms more); a per-triangle 4×4-pixel block
+mask casts ≈9.5k but costs ≈0.5 ms to compute for all faces.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ from core.render.raycast import RaycastResult, face_normals
 __all__ = ["raycast_rasters", "raycast_label_batch", "SparseHits", "LabelHits", "camera_facing"]
 
 _INVALID = np.uint32(0xFFFFFFFF)
+_EMPTY = (np.int64, np.int64, np.int64, np.float32)
 
 
 def _unpack(t_hit, prim, uvs, normals, shape, keep) -> RaycastResult:
@@ -199,19 +206,34 @@ _INCIDENCE: "OrderedDict[tuple, object]" = OrderedDict()
 
 
 def _incidence(faces: np.ndarray, num_vertices: int):
-    """Sparse (V, F) matrix with a 1 where vertex v is a corner of face f (cached)."""
+    """Sparse (F, V) float32 matrix with a 1 where vertex v is a corner of face f (cached)."""
     import scipy.sparse as sp
 
     key = (num_vertices, faces.shape, hash(faces.tobytes()))
     mat = _INCIDENCE.get(key)
     if mat is None:
         F = faces.shape[0]
-        mat = sp.csr_matrix((np.ones(3 * F, np.float32), (faces.reshape(-1), np.repeat(np.arange(F), 3))),
-                            shape=(num_vertices, F))
+        mat = sp.csc_matrix((np.ones(3 * F, np.float32), (np.repeat(np.arange(F), 3), faces.reshape(-1))),
+                            shape=(F, num_vertices))
         _INCIDENCE[key] = mat
         while len(_INCIDENCE) > 4:
             _INCIDENCE.popitem(last=False)
     return mat
+
+
+_CORNERS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+
+
+def _corner_index(faces: np.ndarray) -> np.ndarray:
+    """(3, F) contiguous copy of ``faces.T`` (cached)."""
+    key = (faces.shape, hash(faces.tobytes()))
+    out = _CORNERS.get(key)
+    if out is None:
+        out = np.ascontiguousarray(faces.T)
+        _CORNERS[key] = out
+        while len(_CORNERS) > 4:
+            _CORNERS.popitem(last=False)
+    return out
 
 
 def camera_facing(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,55 +251,93 @@ def camera_facing(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     B, V, _ = vertices.shape
     F = len(faces)
     xyz = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))         # (3, B, V)
-    # corner c, coordinate k: (B, F); one gather per pair, all arithmetic on contiguous arrays
-    g = [[np.take(xyz[k], faces[:, c], axis=1) for k in range(3)] for c in range(3)]
+    corner = _corner_index(faces)                                                           # (3, F)
+    # g[c][k]: coordinate k of corner c, (B, F); the arithmetic runs on contiguous arrays
+    g = [[np.take(xyz[k], corner[c], axis=1) for k in range(3)] for c in range(3)]
     a = [g[1][k] - g[0][k] for k in range(3)]
     b = [g[2][k] - g[0][k] for k in range(3)]
-    fn = np.empty((F, B, 3), np.float32)                                                     # |n| = 2·area
-    fn[..., 0] = (a[1] * b[2] - a[2] * b[1]).T
-    fn[..., 1] = (a[2] * b[0] - a[0] * b[2]).T
-    fn[..., 2] = (a[0] * b[1] - a[1] * b[0]).T
-    facing = (fn[..., 0].T * g[0][0] + fn[..., 1].T * g[0][1] + fn[..., 2].T * g[0][2]) <= 0.0
-    vn = _incidence(faces, V) @ fn.reshape(F, B * 3)
-    vn = np.ascontiguousarray(vn.reshape(V, B, 3).transpose(1, 0, 2), dtype=np.float32)
-    length = np.sqrt((vn * vn).sum(-1, keepdims=True))
-    return facing, np.divide(vn, length, out=np.zeros_like(vn), where=length > 0)
+    fn = np.empty((3, B, F), np.float32)                                                    # |n| = 2·area
+    np.subtract(a[1] * b[2], a[2] * b[1], out=fn[0])
+    np.subtract(a[2] * b[0], a[0] * b[2], out=fn[1])
+    np.subtract(a[0] * b[1], a[1] * b[0], out=fn[2])
+    facing = (fn[0] * g[0][0] + fn[1] * g[0][1] + fn[2] * g[0][2]) <= 0.0
+    # each face adds its normal to its three corners: (3B, F) @ (F, V)
+    vn = fn.reshape(3 * B, F) @ _incidence(faces, V)
+    vx, vy, vz = vn[:B], vn[B:2 * B], vn[2 * B:]
+    length = np.sqrt(vx * vx + vy * vy + vz * vz)
+    out = np.zeros((B, V, 3), np.float32)
+    for k, comp in enumerate((vx, vy, vz)):
+        np.divide(comp, length, out=out[..., k], where=length > 0)
+    return facing, out
 
 
-def _windows(vertices: np.ndarray, K: np.ndarray, size: tuple, sizes: list) -> np.ndarray:
-    """(B, S, 4) int64 rows/cols (r0, r1, c0, c1) of each raster whose pixel centres can see
-    each mesh: those inside the projected bounding box of its vertices (every triangle
-    projects inside it), or the whole raster when a vertex is not in front of the camera.
-    ``K`` is for ``size``; raster s is the same camera at ``sizes[s]``."""
+_GROUPS: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+
+def _group_vertices(faces: np.ndarray, face_groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The corner vertices of each group's faces, concatenated group after group (M,), and
+    where each group starts (G,) — for ``np.minimum.reduceat``; cached."""
+    groups = np.zeros(len(faces), np.int64) if face_groups is None else np.asarray(face_groups)
+    if groups.shape != (len(faces),):
+        raise ValueError(f"face_groups must be (F,) = ({len(faces)},), got {groups.shape}")
+    key = (hash(faces.tobytes()), hash(groups.tobytes()))
+    if key not in _GROUPS:
+        members = [np.unique(faces[groups == g]) for g in np.unique(groups)]
+        starts = np.concatenate([[0], np.cumsum([len(m) for m in members])[:-1]]).astype(np.int64)
+        _GROUPS[key] = (np.concatenate(members), starts)
+        while len(_GROUPS) > 4:
+            _GROUPS.popitem(last=False)
+    return _GROUPS[key]
+
+
+def _ray_pixels(vertices: np.ndarray, K: np.ndarray, size: tuple, sizes: list,
+                groups: tuple[np.ndarray, np.ndarray]) -> list[list[np.ndarray]]:
+    """Flat pixel indices, per mesh and raster, of the pixel centres that can see the mesh.
+
+    Each triangle projects inside the bounding box of its group's projected vertices, so
+    the pixel centres inside the union of the group boxes are all that can be hit. A mesh
+    with a vertex at ``z <= 0`` gets every pixel.
+
+    Args: vertices (B, V, 3); K (3, 3) for ``size``; sizes: raster sizes; groups: from
+        :func:`_group_vertices`.
+    """
     B = len(vertices)
-    out = np.zeros((B, len(sizes), 4), np.int64)
-    out[:, :, 1] = [s[0] for s in sizes]
-    out[:, :, 3] = [s[1] for s in sizes]
-    z = np.ascontiguousarray(vertices[..., 2])
+    out = [[np.arange(h * w) for (h, w) in sizes] for _ in range(B)]
+    z = np.ascontiguousarray(vertices[..., 2], dtype=np.float64)
     front = np.flatnonzero((z > 0).all(1))
     if not len(front):
         return out
-    xy = [np.ascontiguousarray(vertices[front, :, k], dtype=np.float64) / z[front] for k in (0, 1)]
+    members, starts = groups
+    box = []                                                              # (lo, hi) of u, then v: (b, G)
+    for axis in (0, 1):
+        p = np.take(vertices[front, :, axis] / z[front], members, axis=1) * K[axis, axis] + K[axis, 2]
+        box.append((np.minimum.reduceat(p, starts, axis=1), np.maximum.reduceat(p, starts, axis=1)))
     for k, (H, W) in enumerate(sizes):
-        sx, sy = W / size[1], H / size[0]
-        for axis, (f, c, scale, lim) in enumerate(((K[0, 0], K[0, 2], sx, W), (K[1, 1], K[1, 2], sy, H))):
-            p = xy[axis] * (f * scale) + c * scale                                              # (b, V) pixels
-            lo, hi = np.minimum(p.min(1), p.max(1)), np.maximum(p.min(1), p.max(1))
-            first = 2 if axis == 0 else 0
-            out[front, k, first] = np.clip(np.floor(lo - 0.5), 0, lim)
-            out[front, k, first + 1] = np.clip(np.ceil(hi - 0.5) + 1, 0, lim)
+        (ulo, uhi), (vlo, vhi) = [(lo * s, hi * s) for (lo, hi), s in zip(box, (W / size[1], H / size[0]))]
+        # pixel centres c + ½ in [lo, hi] (with up to a pixel to spare)
+        c0, c1 = (np.clip(x, 0, W).astype(np.int64) for x in (np.floor(ulo - 0.5), np.ceil(uhi - 0.5) + 1))
+        r0, r1 = (np.clip(x, 0, H).astype(np.int64) for x in (np.floor(vlo - 0.5), np.ceil(vhi - 0.5) + 1))
+        boxes = np.stack([r0, r1, c0, c1], -1).tolist()                                         # (b, G, 4)
+        inside = np.zeros((H, W), bool)
+        for j, b in enumerate(front):
+            inside[...] = False
+            for y0, y1, x0, x1 in boxes[j]:
+                inside[y0:y1, x0:x1] = True
+            out[b][k] = np.flatnonzero(inside)
     return out
 
 
 def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: int | tuple[int, int],
                         out_sizes: Sequence[tuple[int, int]], vertex_occlusion: bool = True,
-                        occlusion_eps: float = 1e-4, nthreads: int = 1) -> LabelHits:
+                        occlusion_eps: float = 1e-4, face_groups: np.ndarray | None = None,
+                        nthreads: int = 1) -> LabelHits:
     """Pixel hits of several rasters and per-vertex occlusion for a batch of closed meshes.
 
     Each mesh gets one scene of its camera-facing faces (exact for closed,
     outward-oriented meshes such as bodies, see ``core.render.raycast.raycast``), one
-    ``cast_rays`` call for the pixel rays of all rasters inside its projected bounding
-    box, and one ``test_occlusions`` call for its camera-facing vertices.
+    ``cast_rays`` call for the pixel rays of all rasters that can hit it (inside the
+    projected bounding boxes of its face groups), and one ``test_occlusions`` call for its
+    camera-facing vertices.
 
     Args:
         vertices: (B, V, 3) camera-frame vertices (x right, y down, z forward).
@@ -287,6 +347,10 @@ def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: 
         out_sizes: raster sizes [(H', W'), ...].
         vertex_occlusion: test camera→vertex segments (camera-facing vertices only).
         occlusion_eps: a hit at ``s >= 1 − eps`` along ``s·X_v`` does not occlude.
+        face_groups: optional (F,) group id per face (e.g. the body part); rays are cast
+            only inside the union of the groups' projected bounding boxes, which for compact
+            groups is much smaller than the mesh's box (24 body parts: ≈12k instead of ≈22k
+            rays for a 224² crop). None = one group. Does not change the result.
         nthreads: Open3D threads per call (1 in parallel workers, 0 = all).
     Returns:
         :class:`LabelHits`.
@@ -307,32 +371,33 @@ def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: 
     size = (int(image_size), int(image_size)) if np.ndim(image_size) == 0 else tuple(int(x) for x in image_size)
     sizes = [tuple(int(x) for x in s) for s in out_sizes]
     K0 = np.array(as_intrinsics(K)[0])
-    tables = [_raster_rays(K0, size, s) for s in sizes]
+    tables = [_raster_rays(K0, size, s).reshape(-1, 6) for s in sizes]
 
     facing, vn = camera_facing(verts, tri)
     back_facing = np.einsum("bvk,bvk->bv", vn, verts) >= 0.0
     occluded = np.zeros((B, V), bool)
-    win = _windows(verts, K0, size, sizes)                                          # (B, S, 4)
-    hw = (win[..., 1] - win[..., 0]).clip(0) * (win[..., 3] - win[..., 2]).clip(0)    # (B, S) rays
-    ray_start = np.concatenate([[0], np.cumsum(hw.reshape(-1))]).reshape(-1)         # per (body, raster)
+    pixels = _ray_pixels(verts, K0, size, sizes, _group_vertices(tri, face_groups))   # per mesh, per raster
     tri32 = tri.astype(np.uint32)
-    keeps, prims, uvs = [], [], []
+    found = [([], [], [], []) for _ in sizes]                  # per raster: body, pixel, face, (u, v)
     for b in range(B):
         keep = np.flatnonzero(facing[b])
-        keeps.append(keep)
         scene = o3d.t.geometry.RaycastingScene(nthreads=max(nthreads, 0))
         scene.add_triangles(o3d.core.Tensor(verts[b]), o3d.core.Tensor(np.take(tri32, keep, axis=0)))
-        n_rays = int(hw[b].sum())
-        if n_rays:
-            rays = np.empty((n_rays, 6), np.float32)
-            at = 0
-            for k, (r0, r1, c0, c1) in enumerate(win[b]):
-                if hw[b, k]:
-                    rays[at:at + hw[b, k]].reshape(r1 - r0, c1 - c0, 6)[...] = tables[k][r0:r1, c0:c1]
-                    at += hw[b, k]
+        counts = [len(p) for p in pixels[b]]
+        if sum(counts):
+            rays = np.concatenate([np.take(t, p, axis=0) for t, p in zip(tables, pixels[b])])
             hit = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=nthreads)
-            prims.append(hit["primitive_ids"].numpy())
-            uvs.append(hit["primitive_uvs"].numpy())
+            prim, uv = hit["primitive_ids"].numpy(), hit["primitive_uvs"].numpy()
+            at = 0
+            for k, p in enumerate(pixels[b]):
+                seg = prim[at:at + counts[k]]
+                ray = np.flatnonzero(seg != _INVALID)                   # hits among this raster's rays
+                out = found[k]
+                out[0].append(np.full(len(ray), b, np.int64))
+                out[1].append(np.take(p, ray))
+                out[2].append(np.take(keep, np.take(seg, ray)))
+                out[3].append(np.take(uv, ray + at, axis=0))
+                at += counts[k]
         if vertex_occlusion:
             front = np.flatnonzero(~back_facing[b])
             vrays = np.zeros((len(front), 6), np.float32)
@@ -341,24 +406,12 @@ def raycast_label_batch(vertices: np.ndarray, faces: np.ndarray, K, image_size: 
                                         nthreads=nthreads)
             occluded[b, front] = occ.numpy().astype(bool)
 
-    # every hit, vectorised: ray index → (body, raster, row, col), primitive → face
-    prim = np.concatenate(prims) if prims else np.zeros(0, np.uint32)
-    ray = np.flatnonzero(prim != _INVALID)
-    cell = np.searchsorted(ray_start, ray, side="right") - 1                           # body·S + raster
-    body, raster = np.divmod(cell, len(sizes))
-    local = ray - ray_start[cell]
-    w = win.reshape(-1, 4)[cell]
-    width = w[:, 3] - w[:, 2]
-    row, col = local // width + w[:, 0], local % width + w[:, 2]
-    keep_start = np.concatenate([[0], np.cumsum([len(k) for k in keeps])])
-    face = np.take(np.concatenate(keeps) if keeps else np.zeros(0, np.int64),
-                   keep_start[body] + np.take(prim, ray).astype(np.int64))
-    uv = np.take(np.concatenate(uvs) if uvs else np.zeros((0, 2), np.float32), ray, axis=0)
     rasters = []
     for k, s in enumerate(sizes):
-        sel = np.flatnonzero(raster == k)
-        bary = np.empty((len(sel), 3), np.float32)
-        bary[:, 1:] = np.take(uv, sel, axis=0)
-        bary[:, 0] = 1.0 - bary[:, 1] - bary[:, 2]
-        rasters.append(SparseHits(s, body[sel], row[sel] * s[1] + col[sel], face[sel], bary))
+        body, pixel, face, uv = (np.concatenate(a) if a else np.zeros((0, 2) if j == 3 else 0, _EMPTY[j])
+                                 for j, a in enumerate(found[k]))
+        bary = np.empty((len(uv), 3), np.float32)
+        bary[:, 1:] = uv
+        bary[:, 0] = 1.0 - uv[:, 0] - uv[:, 1]
+        rasters.append(SparseHits(s, body, pixel, face, bary))
     return LabelHits(rasters, vn, back_facing, occluded)

@@ -21,11 +21,19 @@ Labels: 49 2D keypoints (crop pixels, conf 1) and 3D joints, pose (72 axis-angle
 camera (s, tx, ty) and translation, IUV at 56² and at 224² (mask = part > 0), per-vertex
 visibility (not occluded and facing the camera) and in-crop flags.
 
-Shards: ``shard_%05d.npz`` (compressed, written atomically) of ``shard_size`` samples; shard
-i is generated from ``numpy.random.default_rng([seed, i])`` only, so the data set is
-deterministic for a seed (on one machine) and an interrupted run resumes by skipping the
-shards that exist. ``meta.json`` is written last. UV is stored quantised to uint8
-(step 1/255); per-vertex flags are bit-packed.
+Shards: ``shard_%05d.npz`` (written atomically, see :func:`save_shard`: labels deflated,
+images stored) of ``shard_size`` samples; shard i is generated from
+``numpy.random.default_rng([seed, i])`` only, so the data set is deterministic for a seed
+(on one machine) and an interrupted run resumes by skipping the shards that exist.
+``meta.json`` is written last. UV is stored quantised to uint8 (step 1/255); per-vertex
+flags are bit-packed.
+
+Speed: samples are made ``CHUNK`` at a time — one body forward, one vectorised pass for
+labels and appearance, one Open3D scene per body (see
+:func:`core.data.render_labels.raycast_label_batch`). On one core a sample costs ≈8.5 ms
+CPU including its share of the shard file, ≈5.5 ms of it the label raycast (≈4.4 ms of
+that inside Embree); ``--workers 2`` runs one process per core
+(``benchmarks/bench_data.py`` measures all of it).
 """
 from __future__ import annotations
 
@@ -52,8 +60,8 @@ from .appearance import composite, random_appearances, random_backgrounds, shade
 from .augment import apply_pixel_noise
 from .render_labels import raycast_label_batch
 
-__all__ = ["FORMAT", "SyntheticConfig", "SyntheticGenerator", "generate_shard", "write_dataset",
-           "SyntheticShards", "main"]
+__all__ = ["FORMAT", "CHUNK", "SyntheticConfig", "SyntheticGenerator", "generate_shard", "save_shard",
+           "write_dataset", "SyntheticShards", "main"]
 
 FORMAT = "hmr-studio-synthetic/1"
 FAMILIES = tuple(POSTURE_FAMILIES)
@@ -114,10 +122,12 @@ class SyntheticGenerator:
         self.cfg = cfg
         self.nthreads = nthreads
         self.faces = np.asarray(body.faces)
-        self.face_part = np.asarray(body.face_part)
-        self.face_uv = np.asarray(body.face_uv)
+        self.face_part = np.asarray(body.face_part, np.int64)
+        self.face_uv = np.asarray(body.face_uv, np.float32)
         self.K = spin_intrinsics(cfg.focal, cfg.img_res)
-        self._rays = pixel_ray_directions(self.K, cfg.img_res).astype(np.float32)     # (R, R, 3)
+        # (3, R·R) view-ray directions of the pixels; (3, F) face corners
+        self._rays = np.ascontiguousarray(pixel_ray_directions(self.K, cfg.img_res).reshape(-1, 3).T, np.float32)
+        self._corners = np.ascontiguousarray(self.faces.T)
 
     # ------------------------------------------------------------------ parameters
     def sample_params(self, rng: np.random.Generator, n: int) -> dict:
@@ -169,14 +179,18 @@ class SyntheticGenerator:
             vertex_normals: (B, V, 3).
         """
         B, V, _ = vertex_normals.shape
-        corners = np.take(self.faces, hits.face_id, axis=0) + (hits.batch * V)[:, None]     # (N, 3) into (B·V)
-        vn = np.take(vertex_normals.reshape(-1, 3), corners, axis=0)                        # (N, 3, 3)
-        n = np.einsum("nk,nkc->nc", hits.bary, vn)
+        # per coordinate (structure of arrays): 1-D gathers and arithmetic are the fast kind
+        vn = np.ascontiguousarray(vertex_normals.reshape(-1, 3).T)                         # (3, B·V)
+        offset = hits.batch * V
+        corner = [np.take(self._corners[c], hits.face_id) + offset for c in range(3)]
+        bary = [np.ascontiguousarray(hits.bary[:, c]) for c in range(3)]
+        n = [bary[0] * np.take(vn[k], corner[0]) + bary[1] * np.take(vn[k], corner[1])
+             + bary[2] * np.take(vn[k], corner[2]) for k in range(3)]
         # face the camera: the view ray through a pixel is K⁻¹ (x + ½, y + ½, 1)
-        rays = np.take(self._rays.reshape(-1, 3), hits.pixel, axis=0)
-        flip = np.einsum("nk,nk->n", n, rays) > 0
-        scale = np.where(flip, np.float32(-1.0), np.float32(1.0)) / np.sqrt(np.einsum("nk,nk->n", n, n)).clip(1e-8)
-        return n * scale[:, None]
+        ray = [np.take(self._rays[k], hits.pixel) for k in range(3)]
+        toward = np.where(n[0] * ray[0] + n[1] * ray[1] + n[2] * ray[2] > 0, np.float32(-1.0), np.float32(1.0))
+        scale = toward / np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).clip(1e-8)
+        return np.stack([n[0] * scale, n[1] * scale, n[2] * scale], axis=-1)
 
     def render(self, vertices: np.ndarray, rng: np.random.Generator) -> dict:
         """Images and label maps of posed bodies.
@@ -189,7 +203,8 @@ class SyntheticGenerator:
         cfg = self.cfg
         R, r = cfg.img_res, cfg.iuv_res
         B = len(vertices)
-        hits = raycast_label_batch(vertices, self.faces, self.K, R, [(R, R), (r, r)], nthreads=self.nthreads)
+        hits = raycast_label_batch(vertices, self.faces, self.K, R, [(R, R), (r, r)], face_groups=self.face_part,
+                                   nthreads=self.nthreads)
         maps = {}
         for name, h in zip(("", "_iuv"), hits.rasters):
             H, W = h.size
@@ -213,7 +228,7 @@ class SyntheticGenerator:
             in_crop = (px >= 0) & (px < R) & (py >= 0) & (py < R) & (z > 0)
         h = hits.rasters[0]
         app = random_appearances(rng, B)
-        body_rgb = shade_pixels(app, h.batch, body_part.astype(np.int64), body_uv[:, 0], body_uv[:, 1],
+        body_rgb = shade_pixels(app, h.batch, body_part, body_uv[:, 0], body_uv[:, 1],
                                 self._shading_normals(h, hits.vertex_normals), rng)
         image = composite(random_backgrounds(rng, B, R), h.flat_index, body_rgb, rng)
         return {"image": image, "part": maps["part"], "uv": maps["uv"], "part_iuv": maps["part_iuv"],
