@@ -270,9 +270,6 @@ class BodyModel(nn.Module):
         T = torch.einsum("vj,bjxy->bvxy", w, A[:, :, :3, :])      # (B,V,3,4)
         return torch.einsum("bvxy,bvy->bvx", T[..., :3], v) + T[..., 3]
 
-    def vertices_for(self, output: BodyOutput) -> torch.Tensor:
-        return output.vertices
-
     def smplx_model(self):
         """The same body as an ``smplx.SMPL`` module (arrays passed via ``data_struct``)."""
         from core.body.loading import smplx_from_arrays
