@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from core.render.camera import as_intrinsics, pixel_ray_directions
-from core.render.raycast import RaycastResult, face_normals
+from core.render.raycast import RaycastResult, face_normals, vertex_face_incidence
 
 __all__ = ["raycast_rasters", "raycast_label_batch", "SparseHits", "LabelHits", "camera_facing"]
 
@@ -202,25 +202,6 @@ class LabelHits:
         return ~self.occluded & ~self.back_facing
 
 
-_INCIDENCE: "OrderedDict[tuple, object]" = OrderedDict()
-
-
-def _incidence(faces: np.ndarray, num_vertices: int):
-    """Sparse (F, V) float32 matrix with a 1 where vertex v is a corner of face f (cached)."""
-    import scipy.sparse as sp
-
-    key = (num_vertices, faces.shape, hash(faces.tobytes()))
-    mat = _INCIDENCE.get(key)
-    if mat is None:
-        F = faces.shape[0]
-        mat = sp.csc_matrix((np.ones(3 * F, np.float32), (np.repeat(np.arange(F), 3), faces.reshape(-1))),
-                            shape=(F, num_vertices))
-        _INCIDENCE[key] = mat
-        while len(_INCIDENCE) > 4:
-            _INCIDENCE.popitem(last=False)
-    return mat
-
-
 _CORNERS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 
 
@@ -262,7 +243,7 @@ def camera_facing(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, 
     np.subtract(a[0] * b[1], a[1] * b[0], out=fn[2])
     facing = (fn[0] * g[0][0] + fn[1] * g[0][1] + fn[2] * g[0][2]) <= 0.0
     # each face adds its normal to its three corners: (3B, F) @ (F, V)
-    vn = fn.reshape(3 * B, F) @ _incidence(faces, V)
+    vn = fn.reshape(3 * B, F) @ vertex_face_incidence(faces, V).T   # (F, V) view, cached
     vx, vy, vz = vn[:B], vn[B:2 * B], vn[2 * B:]
     length = np.sqrt(vx * vx + vy * vy + vz * vz)
     out = np.zeros((B, V, 3), np.float32)

@@ -109,7 +109,7 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray, normalize: bool = True
 _INCIDENCE_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 
 
-def _incidence(faces: np.ndarray, num_vertices: int):
+def vertex_face_incidence(faces: np.ndarray, num_vertices: int):
     """Sparse (V, F) float32 matrix with a 1 where vertex v is a corner of face f (cached)."""
     import scipy.sparse as sp
 
@@ -125,6 +125,7 @@ def _incidence(faces: np.ndarray, num_vertices: int):
     return mat
 
 
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted vertex normals (unit; isolated vertices get 0).
 
@@ -137,7 +138,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """
     B, V, _ = vertices.shape
     fn = face_normals(vertices, faces, normalize=False)        # (B, F, 3), length = 2·area
-    inc = _incidence(np.asarray(faces, dtype=np.int64), V)
+    inc = vertex_face_incidence(np.asarray(faces, dtype=np.int64), V)
     # each face adds its normal to its three corners
     out = (inc @ fn.transpose(1, 0, 2).reshape(fn.shape[1], B * 3)).reshape(V, B, 3).transpose(1, 0, 2)
     out = np.ascontiguousarray(out, dtype=np.float32)
