@@ -18,16 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.body.constants import SMPL_JOINT_NAMES
+from core.render.raycast import vertex_normals
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
-
-
-def vertex_normals(v, f):
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def _one_hot_row(nv, ids, w=None):
@@ -121,7 +114,7 @@ def coco_regressor(nv, kp_ids, J_reg, extra):
 
 def densepose_parts(v, f, seg):
     """Part id 1..24 per vertex from the dominant skinning segment and a front/back split."""
-    n = vertex_normals(v, f)
+    n = vertex_normals(v[None], f)[0]
     front = n[:, 2] >= 0.0
     part = np.zeros(len(v), np.int64)
 

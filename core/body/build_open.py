@@ -44,6 +44,7 @@ from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
 from core.body.constants import SMPL_JOINT_NAMES, SMPL_PARENTS
+from core.utils.io import atomic_savez
 
 SEED = 20261121
 N_TRAIN = 1000
@@ -125,22 +126,22 @@ def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def lbs_numpy(verts, joints, weights, local_rots):
-    """Plain LBS. verts (N,V,3), joints (N,24,3), weights (V,24), local_rots (24,3,3)."""
+    """Plain LBS with the model's own forward kinematics (float64).
+
+    verts (N,V,3), joints (N,24,3), weights (V,24), local_rots (24,3,3) →
+    posed vertices (N,V,3), posed joints (N,24,3)."""
+    import torch
+
+    from core.body.model import batch_rigid_transform
+
     n = verts.shape[0]
-    G = np.zeros((n, 24, 4, 4))
-    for j in range(24):
-        p = SMPL_PARENTS[j]
-        T = np.zeros((n, 4, 4))
-        T[:, :3, :3] = local_rots[j]
-        T[:, :3, 3] = joints[:, j] - (joints[:, p] if p >= 0 else 0.0)
-        T[:, 3, 3] = 1
-        G[:, j] = T if p < 0 else G[:, p] @ T
-    posed_joints = G[:, :, :3, 3].copy()
-    # remove rest joint location
-    G[:, :, :3, 3] -= np.einsum("njab,njb->nja", G[:, :, :3, :3], joints)
-    A = np.einsum("vj,njab->nvab", weights, G)
-    out = np.einsum("nvab,nvb->nva", A[:, :, :3, :3], verts) + A[:, :, :3, 3]
-    return out, posed_joints
+    R = torch.as_tensor(local_rots, dtype=torch.float64).expand(n, 24, 3, 3)
+    posed_joints, A = batch_rigid_transform(R, torch.as_tensor(joints, dtype=torch.float64),
+                                            SMPL_PARENTS)
+    A = A.numpy()
+    T = np.einsum("vj,njab->nvab", weights, A[:, :, :3, :])
+    out = np.einsum("nvab,nvb->nva", T[..., :3], verts) + T[..., 3]
+    return out, posed_joints.numpy()
 
 
 def closest_point_barycentric(verts: np.ndarray, faces: np.ndarray, queries: np.ndarray):
@@ -295,8 +296,7 @@ def build(out_dir: Path, seed: int = SEED, n_train: int = N_TRAIN, n_held: int =
     dec_v, faces, flip = symmetric_decimation(mean_hi, faces_hi, HALF_TARGET_FACES)
     fid, bary = closest_point_barycentric(mean_hi, faces_hi, dec_v)
     M = interpolation_matrix(faces_hi, fid, bary, n_hi)          # (Vd, Vhi)
-    pop = np.einsum("dv,nvc->ndc", M.toarray(), tpose_v) if False else np.stack(
-        [M @ tpose_v[i] for i in range(n_all)])                   # (N, Vd, 3)
+    pop = np.stack([M @ tpose_v[i] for i in range(n_all)])        # (N, Vd, 3)
     W = np.asarray(M @ W_hi)
     W[W < 1e-4] = 0.0
     W /= W.sum(1, keepdims=True)
@@ -377,15 +377,9 @@ def build(out_dir: Path, seed: int = SEED, n_train: int = N_TRAIN, n_held: int =
     aux["betas_train"] = betas_train.astype(np.float32)
     aux["build_info"] = np.array(json.dumps(info, indent=1))
 
-    _savez(out_dir / "model.npz", model_arrays)
-    _savez(out_dir / "aux.npz", aux)
+    atomic_savez(out_dir / "model.npz", compress=True, **model_arrays)
+    atomic_savez(out_dir / "aux.npz", compress=True, **aux)
     return info
-
-
-def _savez(path: Path, arrays: dict):
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
 
 
 def main(argv=None):

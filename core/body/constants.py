@@ -1,16 +1,18 @@
-"""SMPL kinematic layout shared by every body (open and SMPL)."""
+"""SMPL kinematic layout shared by every body (open and SMPL).
 
-SMPL_JOINT_NAMES = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
-]
+Joint names and flip permutations are defined once in ``core.body.joint_names``; the
+list-valued names here are copies of them kept for existing callers.
+"""
+from core.body.joint_names import (
+    COCO_17_NAMES, H36M_17_NAMES, SMPL_24_NAMES, SPIN_49_NAMES,
+    SMPL_JOINTS_FLIP_PERM as _SMPL_JOINTS_FLIP_PERM,
+)
+
+SMPL_JOINT_NAMES = list(SMPL_24_NAMES)
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
 # SMPL's joint-level left/right permutation (SPIN constants.SMPL_JOINTS_FLIP_PERM)
-SMPL_JOINTS_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18,
-                         21, 20, 23, 22]
+SMPL_JOINTS_FLIP_PERM = list(_SMPL_JOINTS_FLIP_PERM)
 
 # DensePose's 24 surface parts (index 0 = background). In each front/back pair the first id
 # is the back (or inner/right-of-head) chart and the second the front — the project's convention.
@@ -25,17 +27,7 @@ DENSEPOSE_PART_NAMES = [
 ]
 
 # SPIN's 49-joint names (OpenPose BODY_25 then the 24 "GT" joints)
-SPIN_JOINT_NAMES = [
-    "OP Nose", "OP Neck", "OP RShoulder", "OP RElbow", "OP RWrist", "OP LShoulder",
-    "OP LElbow", "OP LWrist", "OP MidHip", "OP RHip", "OP RKnee", "OP RAnkle", "OP LHip",
-    "OP LKnee", "OP LAnkle", "OP REye", "OP LEye", "OP REar", "OP LEar", "OP LBigToe",
-    "OP LSmallToe", "OP LHeel", "OP RBigToe", "OP RSmallToe", "OP RHeel",
-    "Right Ankle", "Right Knee", "Right Hip", "Left Hip", "Left Knee", "Left Ankle",
-    "Right Wrist", "Right Elbow", "Right Shoulder", "Left Shoulder", "Left Elbow",
-    "Left Wrist", "Neck (LSP)", "Top of Head (LSP)", "Pelvis (MPII)", "Thorax (MPII)",
-    "Spine (H36M)", "Jaw (H36M)", "Head (H36M)", "Nose", "Left Eye", "Right Eye",
-    "Left Ear", "Right Ear",
-]
+SPIN_JOINT_NAMES = list(SPIN_49_NAMES)
 
 # smplx's vertex-picked extra joints, in smplx's order: nose, reye, leye, rear, lear,
 # LBigToe, LSmallToe, LHeel, RBigToe, RSmallToe, RHeel (finger tips are not used by SPIN)
@@ -55,11 +47,5 @@ SPIN49_SOURCE = [24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27
                  51, 52, 53, 24, 26, 25, 28, 27]
 
 # H36M-17 regressor rows as SPIN uses them (fact sheet §3.3)
-H36M_JOINT_NAMES = ["pelvis", "left_hip", "left_knee", "left_ankle", "right_hip",
-                    "right_knee", "right_ankle", "spine", "thorax", "jaw", "head",
-                    "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
-                    "right_elbow", "right_wrist"]
-COCO17_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-                "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-                "right_ankle"]
+H36M_JOINT_NAMES = list(H36M_17_NAMES)
+COCO17_NAMES = list(COCO_17_NAMES)

@@ -27,23 +27,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from core.utils.io import atomic_write_bytes
-
-
-def _npy_bytes(arr, allow_pickle=False) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def _npz_bytes(arrays: dict, allow_pickle=False) -> bytes:
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for k, v in arrays.items():
-            z.writestr(f"{k}.npy", _npy_bytes(v, allow_pickle=allow_pickle))
-    return buf.getvalue()
+from core.utils.io import atomic_open, atomic_savez, atomic_write_bytes
 
 
 def _object_array(items):
@@ -107,13 +91,12 @@ def export_body(body, out: Path, pkl_only: bool = False) -> list[Path]:
         arr = body.regressor(key).astype(np.float64)
         if key == "h36m":
             arr = np.asfortranarray(arr)
-        atomic_write_bytes(out / name, _npy_bytes(arr))
+        with atomic_open(out / name) as f:
+            np.save(f, arr, allow_pickle=False)
         written.append(out / name)
     mp = body.mean_params
-    atomic_write_bytes(out / "smpl_mean_params.npz",
-                       _npz_bytes({"pose": mp["pose"].astype(np.float32),
-                                   "shape": mp["shape"].astype(np.float32),
-                                   "cam": mp["cam"].astype(np.float32)}))
+    atomic_savez(out / "smpl_mean_params.npz", compress=True,
+                 **{k: mp[k].astype(np.float32) for k in ("pose", "shape", "cam")})
     written.append(out / "smpl_mean_params.npz")
     levels, ups = body.downsampling()
     nv = body.num_vertices
@@ -124,10 +107,11 @@ def export_body(body, out: Path, pkl_only: bool = False) -> list[Path]:
     A = [adjacency_matrix(f, n) for f, n in zip(faces, sizes)]
     D = [sp.csr_matrix((np.ones(sizes[i + 1]), (np.arange(sizes[i + 1]), levels[i][0])),
                        shape=(sizes[i + 1], sizes[i])) for i in range(2)]
-    atomic_write_bytes(out / "mesh_downsampling.npz", _npz_bytes(
-        {"A": _object_array(A), "U": _object_array([u.tocsr() for u in ups]),
-         "D": _object_array(D), "F": _object_array([f.astype(np.uint32) for f in faces])},
-        allow_pickle=True))
+    # GraphCMR's layout: object arrays of scipy sparse matrices (pickled inside the .npz, as
+    # in the original file; load_body reads them back through the restricted unpickler)
+    atomic_savez(out / "mesh_downsampling.npz", compress=True,
+                 A=_object_array(A), U=_object_array([u.tocsr() for u in ups]),
+                 D=_object_array(D), F=_object_array([f.astype(np.uint32) for f in faces]))
     written.append(out / "mesh_downsampling.npz")
     from scipy.io import savemat
 

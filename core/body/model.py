@@ -10,13 +10,14 @@ precomputed ``J_regressor @ v_template`` and ``J_regressor @ shapedirs``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from core.body.constants import SPIN49_SOURCE, SMPL_PARENTS
+from core.geometry import axis_angle_to_rotmat
 
 
 @dataclass
@@ -35,13 +36,6 @@ class BodyOutput:
     joints: torch.Tensor
     rotmats: torch.Tensor
     vertex_ids: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
-
-
-def _axis_angle_to_rotmat(aa: torch.Tensor) -> torch.Tensor:
-    from core.geometry import axis_angle_to_rotmat
-
-    return axis_angle_to_rotmat(aa)
 
 
 def _rot_input(x: torch.Tensor | None, n_joints: int, batch: int, ref: torch.Tensor, name: str):
@@ -54,9 +48,9 @@ def _rot_input(x: torch.Tensor | None, n_joints: int, batch: int, ref: torch.Ten
             raise ValueError(f"{name}: expected (B,{n_joints},3,3) matrices, got {tuple(x.shape)}")
         return x.reshape(x.shape[0], n_joints, 3, 3)
     if x.dim() == 2 and x.shape[1] == n_joints * 3:
-        return _axis_angle_to_rotmat(x.reshape(-1, 3)).reshape(x.shape[0], n_joints, 3, 3)
+        return axis_angle_to_rotmat(x.reshape(-1, 3)).reshape(x.shape[0], n_joints, 3, 3)
     if x.dim() == 3 and x.shape[1:] == (n_joints, 3):
-        return _axis_angle_to_rotmat(x.reshape(-1, 3)).reshape(x.shape[0], n_joints, 3, 3)
+        return axis_angle_to_rotmat(x.reshape(-1, 3)).reshape(x.shape[0], n_joints, 3, 3)
     if x.dim() == 2 and x.shape[1] == n_joints * 9:
         return x.reshape(x.shape[0], n_joints, 3, 3)
     raise ValueError(
