@@ -33,13 +33,13 @@ def body_mesh():
     """(vertices (V,3) camera frame, faces, face_part, face_uv, low-poly (verts, faces), source name)."""
     try:
         from core.body import load_body
+        from core.geometry.camera import weak_perspective_to_translation
         from core.geometry.rotations import rot6d_to_rotmat
 
         body = load_body("open")
         mp = body.mean_params
         rot = rot6d_to_rotmat(torch.as_tensor(mp["pose"], dtype=torch.float32).reshape(1, 24, 6))
-        s, tx, ty = (float(x) for x in mp["cam"])
-        transl = torch.tensor([[tx, ty, 2 * 5000.0 / (224 * s)]])
+        transl = weak_perspective_to_translation(torch.as_tensor(mp["cam"], dtype=torch.float32)[None])
         out = body(betas=torch.as_tensor(mp["shape"], dtype=torch.float32)[None], global_orient=rot[:, :1],
                    body_pose=rot[:, 1:], transl=transl)
         verts = out.vertices[0].detach().numpy()

@@ -24,6 +24,7 @@ from core.render import (LSP6_PALETTE, colorize_labels, draw_keypoints, iuv_to_r
                          project_points, render_maps, render_overlay, render_view, render_visibility,
                          rescale_intrinsics, soft_silhouette, spin_intrinsics, apply_colormap,
                          visibility_colors)
+from core.geometry.camera import weak_perspective_to_translation  # noqa: E402
 
 
 def axis_angle(axis, degrees):
@@ -65,8 +66,7 @@ def pose_body(body, spec, yaw_degrees=0.0):
     """Vertices (V,3) and 49 joints (49,3) in the camera frame with SPIN's mean camera."""
     mp = body.mean_params
     betas = torch.as_tensor(mp["shape"], dtype=torch.float32)[None]
-    s, tx, ty = (float(x) for x in mp["cam"])
-    transl = torch.tensor([[tx, ty, 2 * 5000.0 / (224 * s)]])
+    transl = weak_perspective_to_translation(torch.as_tensor(mp["cam"], dtype=torch.float32)[None])
     yaw = torch.as_tensor(cv2.Rodrigues(axis_angle([0, 1, 0], yaw_degrees))[0], dtype=torch.float32)
     if isinstance(spec, dict):
         rot = spec["rotmats"]

@@ -34,7 +34,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from core.utils.io import atomic_open
+from core.utils.io import atomic_savez
 
 __all__ = ["Step", "Trace", "TraceFormatError", "TRACE_FORMAT", "TRACE_VERSION"]
 
@@ -287,13 +287,6 @@ class Trace:
         arrays[HEADER_KEY] = np.array(json.dumps(header, allow_nan=True))
         return arrays
 
-    def _write(self, f, compress: bool) -> None:
-        arrays = self._arrays_and_header()
-        if compress:
-            np.savez_compressed(f, **arrays)
-        else:
-            np.savez(f, **arrays)
-
     def save(self, path: PathLike, compress: bool = True) -> None:
         """Write the trace to one ``.npz`` file, atomically (the old file survives a failure).
 
@@ -301,13 +294,12 @@ class Trace:
             path: destination (written as given; no suffix is added).
             compress: zip-deflate the arrays (smaller files, slower save).
         """
-        with atomic_open(path) as f:
-            self._write(f, compress)
+        atomic_savez(path, compress=compress, **self._arrays_and_header())
 
     def to_bytes(self, compress: bool = True) -> bytes:
         """The ``.npz`` file content as bytes (for web download)."""
         buf = io.BytesIO()
-        self._write(buf, compress)
+        (np.savez_compressed if compress else np.savez)(buf, **self._arrays_and_header())
         return buf.getvalue()
 
     @classmethod

@@ -13,6 +13,8 @@ from typing import Union
 
 import torch
 
+from .rotations import _check_last
+
 __all__ = [
     "FOCAL_LENGTH",
     "IMG_RES",
@@ -33,13 +35,6 @@ Number = Union[float, int]
 
 def _as_tensor(x, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(x, dtype=like.dtype, device=like.device)
-
-
-def _check_last(x, size: int, name: str, what: str) -> None:
-    if not torch.is_tensor(x):
-        raise TypeError(f"{name}: expected a torch.Tensor for {what}, got {type(x).__name__}")
-    if x.ndim < 1 or x.shape[-1] != size:
-        raise ValueError(f"{name}: expected {what} with shape (..., {size}), got {tuple(x.shape)}")
 
 
 def weak_perspective_to_translation(cam: torch.Tensor, focal: Number | torch.Tensor = FOCAL_LENGTH,

@@ -10,16 +10,13 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .colorize import _numpy
 from .overlay import as_rgb_image
 
 __all__ = ["draw_keypoints", "draw_points", "confidence_colors"]
 
 _SHIFT = 4  # cv2 fixed-point bits
 _PROJECTED_COLOR = (0, 200, 255)
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 def _fixed(pt) -> Tuple[int, int]:

@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from .camera import _size, as_intrinsics, pixel_ray_directions
+from .camera import _size, as_intrinsics, pixel_ray_directions, rescale_intrinsics
 
 __all__ = ["RaycastResult", "raycast", "as_vertices", "as_faces", "face_normals", "vertex_normals"]
 
@@ -251,9 +251,7 @@ def raycast(vertices, faces, K, image_size, out_size=None, vertex_occlusion: boo
     out = size if out_size is None else _size(out_size)
     Ks = as_intrinsics(K, B)
     if out != size:
-        Ks = Ks.copy()
-        Ks[:, 0] *= out[1] / size[1]
-        Ks[:, 1] *= out[0] / size[0]
+        Ks = rescale_intrinsics(Ks, size, out)
     H, W = out
 
     if not 0.0 <= occlusion_eps < 1.0:

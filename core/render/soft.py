@@ -46,12 +46,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F_
 from torch.utils.checkpoint import checkpoint
+
+from .camera import _size
 
 __all__ = [
     "soft_silhouette",
@@ -64,15 +66,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _X_MAX = 80.0  # sigmoid(−80) ≈ 1.8e−35: still a normal float32, keeps log() finite
-
-
-def _image_size(image_size) -> Tuple[int, int]:
-    if isinstance(image_size, int):
-        return image_size, image_size
-    h, w = (int(s) for s in image_size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image_size must be positive (H, W), got {image_size!r}")
-    return h, w
 
 
 def _pair_log_terms(tri: torch.Tensor, wtri: Optional[torch.Tensor], px: torch.Tensor,
@@ -193,7 +186,7 @@ def soft_silhouette(points2d: torch.Tensor, faces, image_size, sigma: float = 1.
         raise ValueError(f"sigma must be > 0 (pixel²), got {sigma}")
     if not 0 < prune_eps < 0.5:
         raise ValueError(f"prune_eps must be in (0, 0.5), got {prune_eps}")
-    H, W = _image_size(image_size)
+    H, W = _size(image_size)
     Fn = faces.shape[0]
     if Fn == 0:
         return points2d.new_zeros(B, H, W)

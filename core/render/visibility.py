@@ -96,6 +96,6 @@ def vertex_visibility(vertices, faces, K, image_size, eps: float = 1e-4,
     """
     verts = as_vertices(vertices)
     # a 1×1 raster: the scene is built once per mesh, the vertex rays dominate
-    hits = raycast(verts, faces, as_intrinsics(K, verts.shape[0]), image_size, out_size=(1, 1),
+    hits = raycast(verts, faces, K, image_size, out_size=(1, 1),
                    vertex_occlusion=True, occlusion_eps=eps, cull_back_faces=cull_back_faces)
     return visibility_from_raycast(verts, faces, K, image_size, hits)

@@ -293,13 +293,11 @@ def restricted_load_pickle(path_or_bytes: PathLike | bytes | bytearray | memoryv
 
 
 def _plain(value: Any, densify: bool) -> Any:
+    import scipy.sparse as sp
+
     if isinstance(value, ChumpyStandIn):
         return value.to_array()
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        sp = None
-    if sp is not None and sp.issparse(value):
+    if sp.issparse(value):
         if not densify:
             return value
         value.check_format(full_check=True)
