@@ -201,7 +201,9 @@ def test_project_checkpoint_is_written_atomically(tmp_path):
     model = create_model("hmr_resnet18", None)
     path = save_checkpoint(model, tmp_path / "m.safetensors")
     before = path.read_bytes()
-    with mock.patch("safetensors.torch.save_file", side_effect=OSError("disk full")):
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # the failed save would write different bytes
+    with mock.patch("os.fsync", side_effect=OSError("disk full")):  # fails after the temp file is written
         with pytest.raises(OSError, match="disk full"):
             save_checkpoint(model, path)
     assert path.read_bytes() == before

@@ -8,9 +8,7 @@ arbitrary code runs, nothing needs a GPU.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -379,18 +377,6 @@ def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
                     trained: bool | None = None) -> Path:
     """Save `model` as safetensors + a JSON sidecar (`<path>.json` with suffix replaced),
@@ -408,7 +394,9 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
     Returns:
         the path written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from core.utils.io import atomic_write_bytes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -427,8 +415,8 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
     }
     text = json.dumps(description, indent=2, sort_keys=True, default=str)
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hmr_studio": text}))
-    _atomic_write(_json_path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    atomic_write_bytes(path, save(tensors, metadata={"hmr_studio": text}))
+    atomic_write_bytes(_json_path(path), (text + "\n").encode())
     return path
 
 

@@ -19,6 +19,8 @@ Target keypoints (J, 3) in crop pixels (J = 49 SPIN order, or 24 "GT" joints) ad
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -31,7 +33,20 @@ from .ief import RegressorState
 from .prediction import MeshPrediction, evaluate_state
 from .pymaf import PyMAF
 
-__all__ = ["hmr_trace", "pymaf_trace", "cliff_trace", "keypoint_error_px", "crop_input", "trace_camera"]
+__all__ = ["hmr_trace", "pymaf_trace", "cliff_trace", "keypoint_error_px", "crop_input", "trace_camera",
+           "eval_mode"]
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run the ``with`` block with ``model`` in eval mode, then put back its train/eval mode
+    (also when the block raises)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def keypoint_error_px(joints2d: np.ndarray, target: np.ndarray, min_conf: float = 0.0) -> float:
@@ -99,6 +114,14 @@ def trace_camera(focal, center, img_res, bbox_center, bbox_scale, img_size) -> d
     return cam
 
 
+def _ief_steps(model, iterations: list, evaluate, target) -> list[Step]:
+    """Steps "mean", "IEF 1" … "IEF n" of an IEF regressor: the mean state, then each of
+    ``iterations``, placed by ``evaluate(state) -> MeshPrediction``."""
+    states = [model.initial_state(1)] + list(iterations)
+    labels = ["mean"] + [f"IEF {i + 1}" for i in range(len(iterations))]
+    return [_step(lab, s, evaluate(s), target) for lab, s in zip(labels, states)]
+
+
 def _require_body(model, name):
     if model.body is None:
         raise ValueError(f"{name} trace needs a body: create_model(..., body=load_body(...))")
@@ -109,15 +132,9 @@ def hmr_trace(model: HMR, crop: np.ndarray, target_keypoints=None, bbox_center=N
               img_size=None, meta: dict | None = None) -> Trace:
     """HMR/SPIN on one (224, 224, 3) uint8 crop → Trace ("mean", "IEF 1" … "IEF n")."""
     _require_body(model, "HMR")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(crop_input(model, crop))
-        states = [model.initial_state(1)] + out.iterations
-        labels = ["mean"] + [f"IEF {i + 1}" for i in range(len(out.iterations))]
-        steps = [_step(lab, s, evaluate_state(model.body, s), target_keypoints) for lab, s in zip(labels, states)]
-    finally:
-        model.train(was_training)
+        steps = _ief_steps(model, out.iterations, lambda s: evaluate_state(model.body, s), target_keypoints)
     return Trace("hmr", crop=np.asarray(crop),
                  camera=trace_camera(FOCAL_LENGTH, (IMG_RES / 2, IMG_RES / 2), IMG_RES, bbox_center, bbox_scale,
                                      img_size),
@@ -130,12 +147,8 @@ def pymaf_trace(model: PyMAF, crop: np.ndarray, target_keypoints=None, bbox_cent
                 img_size=None, meta: dict | None = None) -> Trace:
     """PyMAF on one (224, 224, 3) uint8 crop → Trace ("mean", "PyMAF level 0" … "level 2")."""
     _require_body(model, "PyMAF")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(crop_input(model, crop), intermediate="full", with_summaries=True)
-    finally:
-        model.train(was_training)
     steps = []
     for level in out.levels:
         maps = {}
@@ -179,17 +192,11 @@ def cliff_trace(model: CLIFF, crop: np.ndarray, bbox_center, bbox_scale: float, 
     as_t = lambda x: torch.as_tensor(np.asarray(x, np.float32), device=ref.device, dtype=ref.dtype)  # noqa: E731
     center, scale = as_t(bbox_center).reshape(1, 2), as_t(bbox_scale).reshape(1)
     size, focal_t = as_t([H, W]).reshape(1, 2), as_t(f).reshape(1)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(crop_input(model, crop), cliff_bbox_info(center, scale, size, focal_t))
-        states = [model.initial_state(1)] + out.iterations
-        labels = ["mean"] + [f"IEF {i + 1}" for i in range(len(out.iterations))]
-        steps = [_step(lab, s, evaluate_state_full_frame(model.body, s, center, scale, size, focal_t,
-                                                         model.input_size), target_keypoints)
-                 for lab, s in zip(labels, states)]
-    finally:
-        model.train(was_training)
+        steps = _ief_steps(model, out.iterations,
+                           lambda s: evaluate_state_full_frame(model.body, s, center, scale, size, focal_t,
+                                                               model.input_size), target_keypoints)
     crop_h, crop_w = model.input_size
     k = crop_h / (200.0 * float(bbox_scale))
     cx, cy = float(bbox_center[0]), float(bbox_center[1])

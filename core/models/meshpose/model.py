@@ -116,7 +116,6 @@ class MeshPose(BodyHolder):
         else:
             self.upsampler = load_upsampler(upsampler, body, self.lowpoly)
             self.upsampler_source = f"trained ({upsampler})"
-        self.register_buffer("lowpoly_faces", torch.as_tensor(self.lowpoly.faces), persistent=False)
         self.register_buffer("lowpoly_vertex_ids", torch.as_tensor(self.lowpoly.vertex_ids), persistent=False)
         self.weights_trained = False
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from core.geometry import quaternion_to_rotmat
+
 __all__ = ["JOINT_LIMITS_DEG", "sample_poses", "sample_bodies", "euler_xyz_to_rotmat", "random_rotations"]
 
 # (x range, y range, z range) in degrees per SMPL body joint 1..23 (x: left, y: up, z: forward).
@@ -69,13 +71,7 @@ def euler_xyz_to_rotmat(angles: torch.Tensor) -> torch.Tensor:
 def random_rotations(n: int, generator: torch.Generator) -> torch.Tensor:
     """(n, 3, 3) rotations uniform on SO(3) (normalised Gaussian quaternions)."""
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
-    q = q / q.norm(dim=1, keepdim=True)
-    w, x, y, z = q.unbind(1)
-    R = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1)
-    return R.reshape(n, 3, 3).float()
+    return quaternion_to_rotmat(q).float()
 
 
 def sample_poses(n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:

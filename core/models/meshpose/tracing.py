@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from core.geometry import FOCAL_LENGTH
-from core.models.trace_adapters import crop_input, keypoint_error_px, trace_camera
+from core.models.trace_adapters import crop_input, eval_mode, keypoint_error_px, trace_camera
 from core.trace import Step, Trace
 
 from .decoding import decode_iuv
@@ -39,9 +39,12 @@ __all__ = ["meshpose_trace", "visibility_colors", "MeshPoseMethod", "build_meshp
 
 
 def visibility_colors(w: np.ndarray) -> np.ndarray:
-    """(…,) visibility in [0, 1] → (…, 3) uint8 RGB: red (0) → green (1)."""
-    w = np.clip(np.asarray(w, np.float64), 0.0, 1.0)[..., None]
-    return np.round(np.concatenate([255 * (1 - w), 255 * w, np.zeros_like(w)], -1)).astype(np.uint8)
+    """(…,) visibility in [0, 1] → (…, 3) uint8 RGB: red (0) → green (1)
+    (``core.render.colorize.visibility_colors``, imported on first use: ``core.render`` is
+    not needed to import this package)."""
+    from core.render.colorize import visibility_colors as colors
+
+    return colors(w)
 
 
 def _render_visibility(vertices_cam: np.ndarray, faces: np.ndarray, w: np.ndarray, K: np.ndarray,
@@ -70,12 +73,8 @@ def meshpose_trace(model: MeshPose, crop: np.ndarray, target_keypoints=None, bbo
     images = crop_input(model, crop)
     crop = np.asarray(crop)
     H, W = model.input_size
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(images, upsample=False)
-    finally:
-        model.train(was_training)
     body, lp = model.body, model.lowpoly
     focal, center = float(FOCAL_LENGTH), (W / 2.0, H / 2.0)
     K = np.array([[focal, 0, center[0]], [0, focal, center[1]], [0, 0, 1.0]])

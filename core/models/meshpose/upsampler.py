@@ -120,24 +120,13 @@ class MeshUpsampler(nn.Module):
 
 
 # ------------------------------------------------------------------------------ building
-def _closest_faces(verts: np.ndarray, faces: np.ndarray, points: np.ndarray):
-    """Closest point of each query on a triangle mesh: (face id (Q,), barycentrics (Q, 3))."""
-    import open3d as o3d
-
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(verts.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
-    res = scene.compute_closest_points(o3d.core.Tensor(points.astype(np.float32)))
-    fid = res["primitive_ids"].numpy().astype(np.int64)
-    uv = res["primitive_uvs"].numpy().astype(np.float64)
-    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], 1)
-    return fid, np.clip(bary, 0.0, 1.0) / np.clip(bary, 0.0, 1.0).sum(1, keepdims=True)
-
-
 def barycentric_matrix(src_verts: np.ndarray, src_faces: np.ndarray, points: np.ndarray):
     """Barycentric weights of each point's closest point on the source surface.
 
     Returns (face ids (Q,), (Q, 3) corner vertex ids, (Q, 3) weights)."""
-    fid, bary = _closest_faces(src_verts, src_faces, points)
+    from core.body.build_open import closest_point_barycentric
+
+    fid, bary = closest_point_barycentric(src_verts, src_faces, points)
     return fid, src_faces[fid], bary
 
 
