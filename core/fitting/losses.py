@@ -10,6 +10,7 @@ Index sets (SPIN-49 order, fact sheet §2.1 and §3.2):
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from core.geometry import perspective_projection
@@ -17,7 +18,7 @@ from core.geometry import perspective_projection
 __all__ = [
     "TORSO_OP", "TORSO_GT", "SMPLIFY_IGNORED", "gmof", "project_crop", "camera_torso_mask",
     "camera_fitting_loss", "reprojection_terms", "keypoint_loss_2d", "leg_orientation_loss",
-    "normalize_keypoints",
+    "normalize_keypoints", "keypoint_pixel_error",
 ]
 
 TORSO_OP = (9, 12, 2, 5)
@@ -149,3 +150,12 @@ def leg_orientation_loss(pred_norm: torch.Tensor, target_norm: torch.Tensor,
         cos = (t * p).sum(-1) / (t_len.clamp(min=1e-8) * p.norm(dim=-1).clamp(min=1e-8))
         total = total + w * (1.0 - cos)
     return total
+
+
+def keypoint_pixel_error(joints2d: np.ndarray, keypoints: np.ndarray) -> float:
+    """Mean Euclidean distance (px) between projected joints (J, 2) and the visible
+    (conf > 0) targets of keypoints (J, 3); NaN when none is visible."""
+    vis = keypoints[:, 2] > 0
+    if not vis.any():
+        return float("nan")
+    return float(np.linalg.norm(joints2d[vis] - keypoints[vis, :2], axis=-1).mean())

@@ -65,18 +65,17 @@ postures, not the correlations of real human movement (CMU mocap, which SMPLify'
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from core.body.joint_names import SMPL_24_NAMES, SMPL_JOINTS_FLIP_PERM
+from core.geometry import rotmat_to_axis_angle
 
 __all__ = ["JOINT_ORDER_NAMES", "ORDERS", "LEFT_ROM", "MIRROR_OF", "rom_table",
            "euler_to_rotmat", "rotmat_to_axis_angle_np", "euler_pose_to_axis_angle",
            "POSTURE_FAMILIES", "sample_euler_poses", "sample_poses", "mirror_axis_angle_pose"]
 
 # Body joints 1..23 of SMPL (body_pose order); index into this list = body joint - 1.
-JOINT_ORDER_NAMES = (
-    "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
+JOINT_ORDER_NAMES = SMPL_24_NAMES[1:]
 
 # Rotation composition per joint kind: R = R_o[0] · R_o[1] · R_o[2] (twist axis last).
 _KIND_ORDER = {"leg": "xzy", "spine": "xzy", "foot": "xyz", "arm": "zyx", "elbow": "yzx"}
@@ -109,15 +108,7 @@ def _kind_of(name: str) -> str:
     return name.split("_", 1)[1] if name.startswith(("left_", "right_")) else name
 
 
-def _mirror_name(name: str) -> str:
-    if name.startswith("left_"):
-        return "right_" + name[5:]
-    if name.startswith("right_"):
-        return "left_" + name[6:]
-    return name
-
-
-MIRROR_OF = tuple(JOINT_ORDER_NAMES.index(_mirror_name(n)) for n in JOINT_ORDER_NAMES)
+MIRROR_OF = tuple(j - 1 for j in SMPL_JOINTS_FLIP_PERM[1:])   # body joint i ↔ MIRROR_OF[i]
 ORDERS = tuple(_KIND_ORDER[_KIND[_kind_of(n)]] for n in JOINT_ORDER_NAMES)
 
 
@@ -158,38 +149,9 @@ def euler_to_rotmat(angles_xyz: np.ndarray, order: str) -> np.ndarray:
 
 
 def rotmat_to_axis_angle_np(R: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) → (N, 3) axis-angle (float64, angle in [0, π]) via quaternions."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R, axis1=-2, axis2=-1)
-    q = np.stack([1.0 + tr, 1.0 + R[:, 0, 0] - R[:, 1, 1] - R[:, 2, 2],
-                  1.0 - R[:, 0, 0] + R[:, 1, 1] - R[:, 2, 2],
-                  1.0 - R[:, 0, 0] - R[:, 1, 1] + R[:, 2, 2]], -1)
-    k = q.argmax(-1)
-    quat = np.zeros((len(R), 4))
-    for case in range(4):
-        m = k == case
-        if not m.any():
-            continue
-        r = R[m]
-        s = np.sqrt(np.maximum(q[m, case], 1e-12)) * 2.0
-        if case == 0:
-            quat[m] = np.stack([0.25 * s, (r[:, 2, 1] - r[:, 1, 2]) / s,
-                                (r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 1, 0] - r[:, 0, 1]) / s], -1)
-        elif case == 1:
-            quat[m] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, 0.25 * s,
-                                (r[:, 0, 1] + r[:, 1, 0]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s], -1)
-        elif case == 2:
-            quat[m] = np.stack([(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s,
-                                0.25 * s, (r[:, 1, 2] + r[:, 2, 1]) / s], -1)
-        else:
-            quat[m] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
-                                (r[:, 1, 2] + r[:, 2, 1]) / s, 0.25 * s], -1)
-    quat *= np.where(quat[:, :1] < 0, -1.0, 1.0)
-    vec = quat[:, 1:]
-    sin_half = np.linalg.norm(vec, axis=-1)
-    angle = 2.0 * np.arctan2(sin_half, quat[:, 0])
-    scale = np.where(sin_half > 1e-8, angle / np.maximum(sin_half, 1e-12), 2.0)
-    return vec * scale[:, None]
+    """(N, 3, 3) → (N, 3) axis-angle (float64, angle in [0, π]);
+    :func:`core.geometry.rotmat_to_axis_angle` on NumPy arrays."""
+    return rotmat_to_axis_angle(torch.as_tensor(np.asarray(R, dtype=np.float64))).numpy()
 
 
 def euler_pose_to_axis_angle(euler_deg: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ SMPLify's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from core.geometry import (
     translation_to_weak_perspective,
     weak_perspective_to_translation,
 )
+from core.methods import ProgressFn
 from core.trace import Step, Trace
 
 from .keypoints import prepare_keypoints, to_spin49
@@ -57,6 +58,7 @@ from .losses import (
     TORSO_OP,
     camera_fitting_loss,
     camera_torso_mask,
+    keypoint_pixel_error,
     project_crop,
     reprojection_terms,
 )
@@ -67,8 +69,6 @@ __all__ = [
     "run_smplify", "body_stage_losses", "estimate_initial_translation", "SMPLifyMethod",
     "SMPLIFY_POSE_WEIGHTS", "SMPLIFY_SHAPE_WEIGHTS", "SMPLIFY_ANGLE_FACTOR",
 ]
-
-ProgressFn = Callable[[float, str], None]
 
 # Bogo et al. 2016 fit_3d.py / SMPLify-X defaults (weights applied squared).
 SMPLIFY_POSE_WEIGHTS = (404.0, 404.0, 57.4, 4.78)
@@ -155,20 +155,17 @@ class FitInit:
         return self.global_orient.shape[0]
 
     @classmethod
-    def mean(cls, body, batch_size: int = 1, flipped: bool = False) -> "FitInit":
+    def mean(cls, body, batch_size: int = 1) -> "FitInit":
         """The body's mean parameters (``body.mean_params``: 6D pose, betas), translation to
-        be estimated. ``flipped`` turns the body 180° about its vertical axis (facing away)."""
+        be estimated."""
         from core.geometry import rot6d_to_rotmat
 
         mp = body.mean_params
         R = rot6d_to_rotmat(torch.as_tensor(np.asarray(mp["pose"], np.float32)).reshape(24, 6))
-        if flipped:
-            R = R.clone()
-            R[0] = R[0] @ torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
         aa = rotmat_to_axis_angle(R).reshape(1, 72).expand(batch_size, -1).clone()
         betas = torch.as_tensor(np.asarray(mp["shape"], np.float32)).reshape(1, -1)[:, :10]
         betas = betas.expand(batch_size, -1).clone()
-        return cls(aa[:, :3], aa[:, 3:], betas, None, kind="mean_flipped" if flipped else "mean")
+        return cls(aa[:, :3], aa[:, 3:], betas, None, kind="mean")
 
     @classmethod
     def from_rotmats(cls, rotmats: torch.Tensor, betas: torch.Tensor, cam: Optional[torch.Tensor] = None,
@@ -343,7 +340,7 @@ class SMPLifyResult:
                                      rec.joints2d[index], None if rec.vertices is None else rec.vertices[index],
                                      {k: float(v[index]) for k, v in rec.losses.items()}, kp, cfg,
                                      {"stage": rec.stage, "iteration": rec.iteration, "iters": rec.iters}))
-        if not steps or steps[-1].vertices is None or not self.steps:
+        if not steps or steps[-1].vertices is None:
             steps.append(_trace_step("SMPLify result", self.rotmats[index].cpu().numpy(),
                                      self.betas[index].cpu().numpy(), self.transl[index].cpu().numpy(),
                                      self.joints2d[index].cpu().numpy(), self.vertices[index].cpu().numpy(),
@@ -363,20 +360,13 @@ class SMPLifyResult:
                      target_keypoints=kp.astype(np.float32), faces=faces, meta=tmeta)
 
 
-def _px_error(j2d: np.ndarray, kp: np.ndarray) -> float:
-    vis = kp[:, 2] > 0
-    if not vis.any():
-        return float("nan")
-    return float(np.linalg.norm(j2d[vis] - kp[vis, :2], axis=-1).mean())
-
-
 def _trace_step(label, rotmats, betas, transl, j2d, vertices, losses, kp, cfg, meta) -> Step:
     rotmats = np.asarray(rotmats, np.float32)
     transl = np.asarray(transl, np.float32)
     f, res = cfg.get("focal_length", FOCAL_LENGTH), cfg.get("img_res", IMG_RES)
     cam = translation_to_weak_perspective(torch.as_tensor(transl), f, res).numpy()
     losses = dict(losses)
-    losses["keypoints_2d_px"] = _px_error(np.asarray(j2d), kp)
+    losses["keypoints_2d_px"] = keypoint_pixel_error(np.asarray(j2d), kp)
     return Step(label, params={"global_orient": rotmats[:1], "body_pose": rotmats[1:], "betas": betas,
                                "transl": transl, "cam": cam},
                 vertices=vertices, joints2d=j2d, losses=losses, meta=meta)
@@ -384,9 +374,8 @@ def _trace_step(label, rotmats, betas, transl, j2d, vertices, losses, kp, cfg, m
 
 # ----------------------------------------------------------------------------- fitting
 class _Recorder:
-    def __init__(self, body, every: Optional[int], with_vertices: bool, focal: float, img_res: int):
+    def __init__(self, body, every: Optional[int], with_vertices: bool):
         self.body, self.every, self.with_vertices = body, every, with_vertices
-        self.focal, self.img_res = focal, img_res
         self.steps: list[RecordedStep] = []
 
     def wants(self, k: int, n: int) -> bool:
@@ -563,7 +552,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
     active = prepared.fittable.clone()
     total = max(1, sum(s.iters for s in stages) + (stages[0].iters if try_flipped_orientation else 0))
     done = [0]
-    recorder = _Recorder(body, record_every, record_vertices, focal_length, img_res)
+    recorder = _Recorder(body, record_every, record_vertices)
     go, bp, betas, transl = go0, bp0, betas0, t0
     terms: dict = {}
     for si, stage in enumerate(stages):
@@ -614,7 +603,7 @@ def _camera_both_orientations(body, kp, init, transl, stage, cfg, active, record
     go_flip = rotmat_to_axis_angle(R0 @ turn)
     kp2 = torch.cat([kp, kp])
     active2 = torch.cat([active, active])
-    sub = _Recorder(recorder.body, recorder.every, recorder.with_vertices, recorder.focal, recorder.img_res)
+    sub = _Recorder(recorder.body, recorder.every, recorder.with_vertices)
     go, tr, terms = _run_camera_stage(body, kp2, torch.cat([init.global_orient, go_flip]),
                                       torch.cat([init.body_pose, init.body_pose]),
                                       torch.cat([init.betas, init.betas]), torch.cat([transl, transl]),
@@ -673,13 +662,12 @@ class SMPLifyMethod:
         meta = {}
         init = None
         if self.init == "regressor":
-            from core.geometry import normalize_image as _norm
+            from .tto import as_network_input, regressor_forward
             model = self.regressor
-            ref = next(model.parameters())
             was = model.training
             model.eval()
             with torch.no_grad():
-                state = model(_norm(inputs.crop)[None].to(ref.device, ref.dtype)).final
+                state = regressor_forward(model, as_network_input(inputs.crop, model))
             model.train(was)
             init = FitInit.from_rotmats(state.rotmat, state.betas, cam=state.cam)
             meta["weights_trained"] = bool(getattr(model, "weights_trained", False))

@@ -18,10 +18,11 @@ from torch import nn
 
 from core.geometry import FOCAL_LENGTH, IMG_RES, normalize_image, weak_perspective_to_translation
 from core.methods import ProgressFn
+from core.models.prediction import project_to_crop
 from core.trace import Step, Trace
 
 from .keypoints import PreparedKeypoints, prepare_keypoints
-from .losses import normalize_keypoints, project_crop
+from .losses import keypoint_pixel_error, normalize_keypoints
 
 __all__ = ["HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
            "as_network_input", "regressor_body", "StateEval", "evaluate_regressor_state",
@@ -130,12 +131,11 @@ def evaluate_regressor_state(body, state, projection: str = "spin", full_mesh: b
         empty = torch.zeros(0, dtype=torch.long, device=rot.device)
         out = body(betas=state.betas, body_pose=rot[:, 1:], global_orient=rot[:, :1], vertex_ids=empty,
                    return_vertices=False)
-    transl = weak_perspective_to_translation(state.cam, focal, img_res)
-    half = img_res / 2.0
     if projection == "spin":
-        px = project_crop(out.joints, transl, focal, img_res)
-        norm = (px - half) / half
+        px, norm, transl = project_to_crop(out.joints, state.cam, focal, img_res)
     elif projection == "eft":
+        transl = weak_perspective_to_translation(state.cam, focal, img_res)
+        half = img_res / 2.0
         norm = weak_projection_norm(out.joints, state.cam)
         px = norm * half + half
     else:
@@ -152,20 +152,13 @@ def tto_step(label: str, body, state, index: int, target_px: np.ndarray, losses:
                          state.cam[index:index + 1].detach(), state.rotmat[index:index + 1].detach())
         ev = evaluate_regressor_state(body, st, projection=projection, full_mesh=True)
     j2d = ev.joints2d[0].cpu().numpy()
-    vis = target_px[:, 2] > 0
     losses = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in losses.items()}
-    losses["keypoints_2d_px"] = (float(np.linalg.norm(j2d[vis] - target_px[vis, :2], axis=-1).mean())
-                                 if vis.any() else float("nan"))
+    losses["keypoints_2d_px"] = keypoint_pixel_error(j2d, target_px)
     rot = st.rotmat[0].cpu().numpy()
     return Step(label, params={"global_orient": rot[:1], "body_pose": rot[1:], "betas": st.betas[0],
                                "cam": st.cam[0], "transl": ev.transl[0], "pose6d": st.pose6d[0]},
                 vertices=(ev.vertices[0] + ev.transl[0]).cpu().numpy(), joints2d=j2d, losses=losses,
                 maps=maps or {}, meta=meta)
-
-
-def target_normalized(keypoints: torch.Tensor, img_res: int = IMG_RES) -> torch.Tensor:
-    """(B,49,3) crop pixels → normalised targets (see :func:`normalize_keypoints`)."""
-    return normalize_keypoints(keypoints, img_res)
 
 
 @dataclass
@@ -208,7 +201,7 @@ def prepare_tto_inputs(model: nn.Module, crops, keypoints, body=None, crops_uint
     if crops_uint8 is None and not torch.is_tensor(crops):
         arr = np.asarray(crops)
         crops_uint8 = arr[None] if arr.ndim == 3 else arr
-    return TTOInputs(body, images, prepared, target_normalized(prepared.keypoints), crops_uint8)
+    return TTOInputs(body, images, prepared, normalize_keypoints(prepared.keypoints, IMG_RES), crops_uint8)
 
 
 def regressor_forward(model: nn.Module, images: torch.Tensor, n_iter: Optional[int] = None):
