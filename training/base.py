@@ -17,7 +17,7 @@ from core.models import create_model, evaluate_state, save_checkpoint
 
 from .losses import reduce_terms, regression_terms
 from .targets import Targets, build_targets, keypoints_to_pixels
-from .visualize import draw_keypoints, iuv_to_rgb, make_panel, mesh_overlay
+from .visualize import draw_keypoints, iuv_to_rgb, mesh_overlay
 
 __all__ = ["BaseModule", "set_input_size", "EMPTY_IDS"]
 
@@ -190,9 +190,6 @@ class BaseModule(pl.LightningModule):
                 row.append(iuv_to_rgb(iuv_target[0][i], iuv_target[1][i]))
             rows.append(row)
         return rows
-
-    def panel(self, rows) -> np.ndarray:
-        return make_panel(rows)
 
     # ------------------------------------------------------------------ export
     def exported_models(self) -> dict[str, torch.nn.Module]:

@@ -68,6 +68,7 @@ from core.models import evaluate_state
 from core.render.camera import spin_intrinsics
 from core.render.iuv import iuv_from_raycast
 from core.render.parts import densepose_to_lsp6
+from training.targets import keypoints_to_pixels
 
 __all__ = ["load_regressor", "predict", "Evaluator", "tto_curves", "write_report", "main"]
 
@@ -213,8 +214,7 @@ class Evaluator:
 
     # ------------------------------------------------------------------ 2D, masks, IUV
     def add_2d(self, joints2d_px: torch.Tensor, batch) -> None:
-        gt = batch["keypoints"].clone()
-        gt[..., :2] = (gt[..., :2] + 1.0) * IMG_RES / 2.0
+        gt = keypoints_to_pixels(batch["keypoints"])
         j24_pred, j24_gt = joints2d_px[:, 25:].double(), gt[:, 25:].double()
         vis = j24_gt[..., 2] > 0
         err = (j24_pred - j24_gt[..., :2]).norm(dim=-1)
@@ -357,8 +357,7 @@ def tto_curves(model, loader, evaluator_factory, method: str = "eft", steps: int
     for bi, batch in enumerate(loader):
         if max_batches is not None and bi >= max_batches:
             break
-        kp = batch["keypoints"].clone()
-        kp[..., :2] = (kp[..., :2] + 1.0) * IMG_RES / 2.0
+        kp = keypoints_to_pixels(batch["keypoints"])
         images = batch["img"].to(next(model.parameters()).device)
         if method == "eft":
             from core.fitting.eft import EFTConfig, run_eft

@@ -34,7 +34,6 @@ __all__ = ["Term", "keypoint_3d_loss", "rotmat_loss", "betas_loss", "vertex_loss
            "regression_terms", "masked_mean", "reduce_terms", "iuv_loss", "LOSS_KEYS"]
 
 LOSS_KEYS = ("keypoint_2d", "keypoint_3d", "pose", "betas", "vertices", "camera")
-_HIPS = (25 + 2, 25 + 3)
 
 
 @dataclass
@@ -43,10 +42,6 @@ class Term:
 
     value: torch.Tensor
     mask: torch.Tensor | None = None
-
-
-def _centre(j: torch.Tensor) -> torch.Tensor:
-    return j - j[:, list(_HIPS)].mean(dim=1, keepdim=True)
 
 
 def keypoint_3d_loss(pred_joints: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from core.render.raycast import raycast
 from core.render.visibility import vertex_visibility
 
 from .base import PANEL_TILE, BaseModule
+from .targets import keypoints_to_pixels
 from .visualize import draw_keypoints, iuv_to_rgb
 
 __all__ = ["MeshPoseModule", "MeshPoseTargets"]
@@ -109,8 +110,7 @@ class MeshPoseModule(BaseModule):
             vis = torch.as_tensor(vertex_visibility(verts_np, body.faces, K224, IMG_RES).weight,
                                   device=cam_verts.device)[:, ids]
         mask = torch.as_tensor(hits.mask.astype(np.float32), device=cam_verts.device)
-        kp = batch["keypoints"].clone()
-        kp[..., :2] = (kp[..., :2] + 1.0) * self.res / 2.0
+        kp = keypoints_to_pixels(batch["keypoints"], self.res)
         dev = cam_verts.device
         target = type(target)(*(x.to(dev) for x in (target.pixels, target.vertex_ids, target.weights, target.part,
                                                      target.uv, target.valid)))

@@ -114,7 +114,7 @@ class SPINModule(HMRModule):
         flat[-1] = flat[-1].bool()
         return tuple(flat)
 
-    def update_fits(self, batch, pred_state, opt_pose, opt_betas, opt_score, opt_transl, kp_px):
+    def update_fits(self, batch, pred_state, opt_pose, opt_betas, opt_score, kp_px):
         """SMPLify from the prediction; keep per sample the better of old and new fit."""
         o = self.options
         init = FitInit.from_rotmats(pred_state.rotmat.detach(), pred_state.betas.detach(), cam=pred_state.cam.detach())
@@ -126,13 +126,12 @@ class SPINModule(HMRModule):
         opt_pose = torch.where(better[:, None], new_pose, opt_pose)
         opt_betas = torch.where(better[:, None], res.betas.to(opt_betas), opt_betas)
         opt_score = torch.where(better, res.fit_score.to(opt_score), opt_score)
-        opt_transl = torch.where(better[:, None], res.transl.to(opt_transl), opt_transl)
         names = sorted(self.fits.fits)
         ids = torch.tensor([names.index(n) for n in batch["dataset"]], device=opt_pose.device)
         ids, idx, pose_g, betas_g, rot, flip, mask = self._gather_updates(
             ids, batch["sample_index"], opt_pose, opt_betas, batch["rot"], batch["is_flipped"], better)
         self.fits.write([names[i] for i in ids.tolist()], idx, pose_g, betas_g, rot, flip, mask=mask)
-        return opt_pose, opt_betas, opt_score, opt_transl, float(better.float().mean())
+        return opt_pose, opt_betas, opt_score, float(better.float().mean())
 
     def compute(self, batch):
         o = self.options
@@ -140,13 +139,13 @@ class SPINModule(HMRModule):
         opt_pose, opt_betas, file_valid = self.fits.read(batch["dataset"], batch["sample_index"], batch["rot"],
                                                          batch["is_flipped"])
         opt_pose, opt_betas = opt_pose.to(kp_px), opt_betas.to(kp_px)
-        opt_score, opt_transl, _ = fit_scores(self.body, opt_pose, opt_betas, kp_px)
+        opt_score = fit_scores(self.body, opt_pose, opt_betas, kp_px)[0]
 
         state = self.model(batch["img"]).final
         improved = 0.0
         if o["run_smplify"]:
-            opt_pose, opt_betas, opt_score, opt_transl, improved = self.update_fits(
-                batch, state, opt_pose, opt_betas, opt_score, opt_transl, kp_px)
+            opt_pose, opt_betas, opt_score, improved = self.update_fits(
+                batch, state, opt_pose, opt_betas, opt_score, kp_px)
 
         extreme = (opt_betas.abs() > float(o["extreme_betas"])).any(-1)
         opt_betas = torch.where(extreme[:, None], torch.zeros_like(opt_betas), opt_betas)

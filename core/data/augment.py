@@ -87,25 +87,25 @@ def rot_z(deg: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def _flip_points(points: np.ndarray, perm: np.ndarray, name: str, what: str) -> np.ndarray:
+    """(..., N, C) points → left/right permutation ``perm`` (N,), x (column 0) negated."""
+    points = np.asarray(points)
+    if points.shape[-2] != len(perm):
+        raise ValueError(f"{name}: expected (..., {len(perm)}, C) {what}, got {points.shape}")
+    out = points[..., perm, :].copy()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
 def flip_keypoints_2d(kp: np.ndarray) -> np.ndarray:
     """Mirror SPIN-49 keypoints in the *normalised* crop frame: (..., 49, C) → J49
     permutation, x negated (other columns, e.g. confidence, kept)."""
-    kp = np.asarray(kp)
-    if kp.shape[-2] != 49:
-        raise ValueError(f"flip_keypoints_2d: expected (..., 49, C) SPIN-49 keypoints, got {kp.shape}")
-    out = kp[..., _J49, :].copy()
-    out[..., 0] = -out[..., 0]
-    return out
+    return _flip_points(kp, _J49, "flip_keypoints_2d", "SPIN-49 keypoints")
 
 
 def flip_joints_3d(joints: np.ndarray) -> np.ndarray:
     """Mirror J24 3D joints (..., 24, C≥3) in the camera frame: J24 permutation, x negated."""
-    joints = np.asarray(joints)
-    if joints.shape[-2] != 24:
-        raise ValueError(f"flip_joints_3d: expected (..., 24, C) J24 joints, got {joints.shape}")
-    out = joints[..., _J24, :].copy()
-    out[..., 0] = -out[..., 0]
-    return out
+    return _flip_points(joints, _J24, "flip_joints_3d", "J24 joints")
 
 
 def flip_pose(pose: np.ndarray) -> np.ndarray:
@@ -120,21 +120,6 @@ def flip_pose(pose: np.ndarray) -> np.ndarray:
     return out
 
 
-def _aa_to_mat(aa: np.ndarray) -> np.ndarray:
-    angle = np.linalg.norm(aa)
-    if angle < 1e-12:
-        return np.eye(3)
-    k = aa / angle
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-
-
-def _mat_to_aa(R: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(R).as_rotvec()
-
-
 def rotate_global_orient(pose: np.ndarray, deg: float) -> np.ndarray:
     """Pre-multiply the global orientation (first 3 entries, axis-angle) by ``Rz(deg)``.
 
@@ -143,7 +128,9 @@ def rotate_global_orient(pose: np.ndarray, deg: float) -> np.ndarray:
     """
     pose = np.asarray(pose, dtype=np.float64).copy()
     if deg != 0.0:
-        pose[:3] = _mat_to_aa(rot_z(deg) @ _aa_to_mat(pose[:3]))
+        from scipy.spatial.transform import Rotation
+
+        pose[:3] = (Rotation.from_matrix(rot_z(deg)) * Rotation.from_rotvec(pose[:3])).as_rotvec()
     return pose
 
 

@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.render.camera import as_intrinsics, pixel_ray_directions
+from core.render.camera import as_intrinsics, pixel_ray_directions, rescale_intrinsics
 from core.render.raycast import RaycastResult, face_normals, vertex_face_incidence
 
 __all__ = ["raycast_rasters", "raycast_label_batch", "SparseHits", "LabelHits", "camera_facing"]
@@ -72,11 +72,7 @@ def _raster_rays(K: np.ndarray, size: tuple, out_size: tuple) -> np.ndarray:
     key = (K.tobytes(), tuple(size), tuple(out_size))
     rays = _RAYS.get(key)
     if rays is None:
-        h, w = out_size
-        Kr = K.copy()
-        Kr[0] *= w / size[1]
-        Kr[1] *= h / size[0]
-        d = pixel_ray_directions(Kr, (h, w))
+        d = pixel_ray_directions(rescale_intrinsics(K, size, out_size), out_size)
         rays = np.concatenate([np.zeros_like(d), d], axis=-1).astype(np.float32)
         rays.setflags(write=False)
         _RAYS[key] = rays
