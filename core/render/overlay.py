@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from .camera import _size, as_intrinsics, pixel_ray_directions
+from .camera import _size, as_intrinsics, rescale_intrinsics
 from .raycast import as_faces, as_vertices, raycast, vertex_normals
 
 __all__ = [
@@ -87,8 +87,7 @@ def shade_mesh(vertices, faces, K, image_size, color: Sequence[float] = DEFAULT_
         raise ValueError(f"supersample must be a positive integer, got {supersample}")
     s = int(supersample)
     if s > 1:
-        K_big = as_intrinsics(K)[0].copy()
-        K_big[:2] *= s
+        K_big = rescale_intrinsics(as_intrinsics(K)[0], (H, W), (H * s, W * s))
         rgb, cover = shade_mesh(vertices, faces, K_big, (H * s, W * s), color, face_colors, vertex_colors,
                                 ambient, diffuse, 1)
         down = lambda a: a.reshape(H, s, W, s, *a.shape[2:]).mean(axis=(1, 3))
@@ -106,7 +105,9 @@ def shade_mesh(vertices, faces, K, image_size, color: Sequence[float] = DEFAULT_
     vn = vertex_normals(verts, tri)[0].astype(np.float64)
     n = np.einsum("nk,nkc->nc", bary, vn[corners])
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    rays = pixel_ray_directions(as_intrinsics(K)[0], (H, W))[mask]
+    rows, cols = np.nonzero(mask)                        # directions only where the mesh is
+    pix = np.stack([cols + 0.5, rows + 0.5, np.ones(len(rows))], axis=-1)
+    rays = pix @ np.linalg.inv(as_intrinsics(K)[0]).T
     rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
     lambert = np.abs((n * rays).sum(-1))
     if vertex_colors is not None:
@@ -215,10 +216,10 @@ def render_view(vertices, faces, K, image_size, view: str = "front", frame: bool
     rotations = {"front": None, "side": ("y", 90.0), "top": ("x", 90.0)}
     if view not in rotations:
         raise ValueError(f"view must be one of {sorted(rotations)}, got {view!r}")
-    v = np.asarray(vertices.detach().cpu().numpy() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
+    v = vertices
     if rotations[view] is not None:
         axis, angle = rotations[view]
-        v = rotate_about_centroid(v, angle, axis)
+        v = rotate_about_centroid(vertices, angle, axis)
     if frame:
         v = frame_vertices(v, K, image_size, margin)
     H, W = _size(image_size)
