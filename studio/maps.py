@@ -20,6 +20,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from core.render import PART_PALETTE
+from core.render import draw_points as _draw_points
+from core.render import visibility_colors as _visibility_colors
 from core.trace import Step, Trace
 
 from .shading import blend, shade_mesh
@@ -30,17 +33,6 @@ __all__ = ["colorize_scalar", "colorize_rgb", "colorize_parts", "draw_points", "
 
 SKIP_MAPS = {"sampled_vertex_ids"}
 VISIBILITY_NAMES = ("visibility", "vertex_visibility", "visibility_weight")
-
-
-def _palette() -> np.ndarray:
-    """(25, 3) uint8: part 0 (background) black, parts 1–24 distinct hues."""
-    hues = (np.arange(24) * 137.508) % 360  # golden-angle hues
-    hsv = np.stack([hues / 2, np.full(24, 200), np.full(24, 235)], axis=1).astype(np.uint8)[None]
-    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
-    return np.concatenate([np.zeros((1, 3), np.uint8), rgb], axis=0)
-
-
-PART_PALETTE = _palette()
 
 
 def colorize_scalar(values: np.ndarray, cmap: int = cv2.COLORMAP_VIRIDIS,
@@ -80,7 +72,8 @@ def colorize_rgb(values: np.ndarray) -> np.ndarray:
 
 
 def colorize_parts(part_index: np.ndarray, palette: Optional[np.ndarray] = None) -> np.ndarray:
-    """(H, W) part indices 0–24 (0 = background) → (H, W, 3) uint8 colours."""
+    """(H, W) part indices 0–24 (0 = background) → (H, W, 3) uint8 colours
+    (default :data:`core.render.PART_PALETTE`)."""
     pal = PART_PALETTE if palette is None else np.asarray(palette, np.uint8)
     idx = np.clip(np.round(np.nan_to_num(np.asarray(part_index, np.float64))), 0, len(pal) - 1).astype(int)
     return pal[idx]
@@ -88,15 +81,11 @@ def colorize_parts(part_index: np.ndarray, palette: Optional[np.ndarray] = None)
 
 def draw_points(img: np.ndarray, points: np.ndarray, src_hw: tuple[int, int], color=(255, 60, 60),
                 radius: Optional[int] = None) -> np.ndarray:
-    """Dots at ``points`` (N, 2) given in pixels of an image of size ``src_hw`` (H, W), drawn on
-    a copy of ``img`` (any size: points are rescaled)."""
-    out = np.ascontiguousarray(img.copy())
-    sy, sx = out.shape[0] / src_hw[0], out.shape[1] / src_hw[1]
-    r = radius if radius is not None else max(1, round(out.shape[1] / 180))
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    for x, y in pts[np.isfinite(pts).all(axis=1)]:
-        cv2.circle(out, (int(round(x * sx)), int(round(y * sy))), r, color, -1, cv2.LINE_AA)
-    return out
+    """Dots at ``points`` (N, 2) given in continuous pixels of an image of size ``src_hw`` (H, W),
+    drawn on a copy of ``img`` (any size: points are rescaled) by :func:`core.render.draw_points`."""
+    r = radius if radius is not None else max(1, round(img.shape[1] / 180))
+    return _draw_points(img, np.asarray(points, np.float64).reshape(-1, 2), colors=color, radius=r,
+                        source_size=tuple(src_hw))
 
 
 def _upscale(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -104,10 +93,9 @@ def _upscale(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def visibility_colors(values: np.ndarray) -> np.ndarray:
-    """(V,) visibility in [0, 1] → (V, 3) colours: red (0, trust regression) … green (1)."""
-    t = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0, 1)[:, None]
-    red, green = np.array([0.86, 0.18, 0.15]), np.array([0.18, 0.75, 0.25])
-    return (1 - t) * red + t * green
+    """(V,) visibility in [0, 1] → (V, 3) colours in [0, 1]: red (0, trust regression) … green (1),
+    :func:`core.render.visibility_colors` (NaN counts as 0)."""
+    return _visibility_colors(np.nan_to_num(np.asarray(values, np.float64))) / 255.0
 
 
 def _body_palette(trace: Trace) -> Optional[np.ndarray]:
@@ -167,7 +155,18 @@ def map_panels(trace: Trace, index: int = -1, settings: ViewSettings = ViewSetti
                 colors, caption = colorize_scalar(m[None])[0].astype(np.float32) / 255.0, f"{name} (per vertex)"
             shaded = shade_mesh(step.vertices, trace.faces, K, crop_hw, hw, vertex_colors=colors)
             panels.append((blend(crop, shaded, 0.9), caption))
-        elif m.ndim == 2 and min(m.shape) > 1:
+        elif (m.ndim == 2 and m.shape[1] == 3 and V is not None and m.shape[0] == V
+              and trace.faces is not None):
+            # per-vertex RGB (e.g. MeshPose's visibility_colors): paint it on the mesh
+            rgb = np.nan_to_num(m.astype(np.float32))
+            colors = rgb / 255.0 if rgb.max() > 1.0 else rgb
+            shaded = shade_mesh(step.vertices, trace.faces, K, crop_hw, hw, vertex_colors=colors)
+            panels.append((blend(crop, shaded, 0.9), f"{name} (per-vertex colours)"))
+        elif m.ndim == 2 and m.shape[1] == 2 and m.shape[0] > 3:
+            # a point set in crop pixels (e.g. MeshPose's VertexPose / regression / fused 2D)
+            panels.append((draw_points(crop, m, crop_hw), f"{name} ({m.shape[0]} points)"))
+        elif m.ndim == 2 and min(m.shape) > 3:
+            # a 2-D map (feature summaries, masks); lists of 3-vectors or faces are not images
             img = _upscale(colorize_scalar(m), hw)
             if points is not None and name.startswith("feature"):
                 img = draw_points(img, points, crop_hw)

@@ -1,21 +1,20 @@
-"""Shaded mesh images on the CPU: ``core.render.raycast`` hits → smooth headlight shading.
+"""Shaded mesh images for the front ends, on top of :func:`core.render.shade_mesh`.
 
-One ray per output pixel (Open3D's Embree ray caster, no OpenGL), normals interpolated
-from area-weighted vertex normals with the hit's barycentrics, colour per vertex
-(interpolated) or per face, Lambert shading from a light at the camera. A mesh that is not
-finite or lies behind the camera gives an empty (all-background) image rather than an error,
-so a diverged fit still shows the photo.
+Adds what the studio needs around the library's CPU ray-cast shading (Open3D Embree, no
+OpenGL): a raster size other than the camera's (``out_size``), a boolean mask, and an empty
+(all-background) image rather than an error for a mesh that is not finite or lies behind
+the camera, so a diverged fit still shows the photo. Shading: smooth head-light Lambert,
+``colour · (ambient + (1 − ambient)·|n · l|)``.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from core.render.camera import pixel_ray_directions, rescale_intrinsics
-from core.render.raycast import raycast, vertex_normals
+from core.render import rescale_intrinsics
+from core.render import shade_mesh as _core_shade_mesh
 
 __all__ = ["ShadedMesh", "shade_mesh", "blend", "look_at_camera", "DEFAULT_MESH_COLOR"]
 
@@ -30,43 +29,10 @@ class ShadedMesh:
     Attributes:
         rgb: (H, W, 3) float32 shaded colour in [0, 1] (0 on background).
         mask: (H, W) bool, pixels covered by the mesh.
-        depth: (H, W) float32 camera-frame Z (0 on background).
     """
 
     rgb: np.ndarray
     mask: np.ndarray
-    depth: np.ndarray
-
-
-def _empty(h: int, w: int) -> ShadedMesh:
-    return ShadedMesh(np.zeros((h, w, 3), np.float32), np.zeros((h, w), bool), np.zeros((h, w), np.float32))
-
-
-def _window(verts: np.ndarray, K: np.ndarray, out: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Pixel rows/cols [y0, y1) × [x0, x1) that the mesh can cover (whole image if any vertex
-    lies at or behind the camera plane, where the projection bound does not hold)."""
-    h, w = out
-    z = verts[:, 2].astype(np.float64)
-    if (z <= 1e-9).any():
-        return 0, h, 0, w
-    uv = verts[:, :2] / z[:, None] * np.diag(K)[:2] + K[:2, 2]
-    lo = np.floor(uv.min(axis=0)).astype(np.int64) - 1
-    hi = np.ceil(uv.max(axis=0)).astype(np.int64) + 1
-    return (int(np.clip(lo[1], 0, h)), int(np.clip(hi[1], 0, h)), int(np.clip(lo[0], 0, w)), int(np.clip(hi[0], 0, w)))
-
-
-@functools.lru_cache(maxsize=32)
-def _rays_cached(key: bytes, h: int, w: int) -> np.ndarray:
-    K = np.frombuffer(key, dtype=np.float64).reshape(3, 3)
-    d = pixel_ray_directions(K, (h, w))
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
-    d.setflags(write=False)
-    return d
-
-
-def _rays(K: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) unit view directions through pixel centres (cached per camera and size)."""
-    return _rays_cached(np.ascontiguousarray(K, dtype=np.float64).tobytes(), int(hw[0]), int(hw[1]))
 
 
 def shade_mesh(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, image_size, out_size=None,
@@ -88,52 +54,16 @@ def shade_mesh(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, image_siz
         :class:`ShadedMesh` of size ``out_size``.
     """
     verts = np.asarray(vertices, dtype=np.float32)
-    faces = np.asarray(faces)
     size = (int(image_size[0]), int(image_size[1]))
     out = size if out_size is None else (int(out_size[0]), int(out_size[1]))
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {verts.shape}")
     if not np.isfinite(verts).all() or not (verts[:, 2] > 0).any():
-        return _empty(*out)
-    K_out = rescale_intrinsics(K, size, out)
-    y0, y1, x0, x1 = _window(verts, K_out, out)
-    if y1 <= y0 or x1 <= x0:
-        return _empty(*out)
-    win = (y1 - y0, x1 - x0)
-    K_win = K_out.copy()
-    K_win[0, 2] -= x0
-    K_win[1, 2] -= y0
-    hits = raycast(verts[None], faces, K_win, win)  # rays only where the mesh can be
-    fid = hits.face_id[0]
-    mask_w = fid >= 0
-    result = _empty(*out)
-    result.depth[y0:y1, x0:x1] = hits.depth[0]
-    result.mask[y0:y1, x0:x1] = mask_w
-    if not mask_w.any():
-        return result
-    f = fid[mask_w]
-    bary = hits.bary[0][mask_w]  # (N, 3)
-    corners = faces[f]  # (N, 3)
-    vn = vertex_normals(verts[None], faces)[0]
-    n = np.einsum("nk,nkc->nc", bary, vn[corners])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    rays = _rays(K_win, win)[mask_w]
-    lambert = np.abs(np.einsum("nc,nc->n", n, rays))
-    light = ambient + (1.0 - ambient) * lambert
-    if vertex_colors is not None:
-        vc = np.asarray(vertex_colors, np.float32)
-        if vc.shape != verts.shape:
-            raise ValueError(f"vertex_colors must be (V, 3) = {verts.shape}, got {vc.shape}")
-        col = np.einsum("nk,nkc->nc", bary, vc[corners])
-    elif face_colors is not None:
-        fc = np.asarray(face_colors, np.float32)
-        if fc.shape != (len(faces), 3):
-            raise ValueError(f"face_colors must be (F, 3) = ({len(faces)}, 3), got {fc.shape}")
-        col = fc[f]
-    else:
-        col = np.broadcast_to(np.asarray(base_color, np.float32), (len(f), 3))
-    result.rgb[y0:y1, x0:x1][mask_w] = np.clip(col * light[:, None], 0.0, 1.0)
-    return result
+        return ShadedMesh(np.zeros(out + (3,), np.float32), np.zeros(out, bool))
+    rgb, cover = _core_shade_mesh(verts, faces, rescale_intrinsics(K, size, out), out, color=base_color,
+                                  face_colors=face_colors, vertex_colors=vertex_colors,
+                                  ambient=ambient, diffuse=1.0 - ambient)
+    return ShadedMesh(rgb, cover > 0)
 
 
 def blend(background: np.ndarray, shaded: ShadedMesh, alpha: float = 0.85) -> np.ndarray:

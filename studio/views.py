@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from core.render import project_points
 from core.trace import Step, Trace
 
 from .shading import blend, look_at_camera, shade_mesh
@@ -179,8 +180,7 @@ def mesh_status(step: Step, K: np.ndarray, crop_hw: tuple[int, int]) -> str:
     z = v[:, 2]
     if not (z > 0).any():
         return "mesh is behind the camera"
-    front = v[z > 0]
-    uv = front[:, :2] / front[:, 2:3] * np.diag(K)[:2] + K[:2, 2]
+    uv = project_points(v[None], K)[0]  # nan behind the camera: never inside
     h, w = crop_hw
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     if not inside.any():

@@ -210,6 +210,27 @@ def test_map_panels_cover_each_kind(trace):
     assert map_panels(trace, 0) == []
 
 
+def test_map_panels_point_sets_and_vertex_lists_are_not_drawn_as_images(trace):
+    import copy
+
+    t = copy.deepcopy(trace)
+    step = t.steps[-1]
+    V = step.vertices.shape[0]
+    step.maps = {
+        "fused_xy": np.full((40, 2), 100.0, np.float32),            # 2D points in crop pixels
+        "lowpoly_vertices": np.zeros((40, 3), np.float32),           # 3D coordinates
+        "lowpoly_faces": np.zeros((70, 3), np.int64),                # faces
+        "vertex_rgb": np.tile(np.array([[0, 255, 0]], np.uint8), (V, 1)),  # per-vertex colours
+    }
+    panels = map_panels(t, -1, ViewSettings(size=112))
+    caps = [c for _, c in panels]
+    assert "fused_xy (40 points)" in caps, caps
+    assert "vertex_rgb (per-vertex colours)" in caps, caps
+    assert not any(c.startswith(("lowpoly_vertices", "lowpoly_faces")) for c in caps), caps
+    green = dict((c, img) for img, c in panels)["vertex_rgb (per-vertex colours)"].astype(int)
+    assert (green[..., 1] - green[..., 0] > 40).any()          # the mesh is painted green
+
+
 def test_colourisers():
     parts = colorize_parts(np.array([[0, 1], [24, 99]]))
     assert (parts[0, 0] == 0).all() and not (parts[0, 1] == 0).all()
