@@ -16,7 +16,7 @@ def main() -> None:
     port = os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT")
     config = StudioConfig(host=os.environ.get("HMR_STUDIO_HOST", "0.0.0.0" if on_space else "127.0.0.1"),
                           port=int(port) if port else None,
-                          default_iterations=int(os.environ.get("HMR_STUDIO_ITERATIONS", "40")))
+                          default_iterations=int(os.environ.get("HMR_STUDIO_ITERATIONS", "200")))
     launch_app(config)
 
 

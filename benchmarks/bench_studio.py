@@ -54,7 +54,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp(prefix="bench-studio-"))
     photo = two_megapixel_photo(tmp)
-    full_iters = 20 if args.quick else 40
+    full_iters = 20 if args.quick else StudioConfig().default_iterations
     cfg = StudioConfig(methods=["smplify"], examples_dir=tmp, default_iterations=full_iters, preview_iterations=8)
     app = StudioApp(cfg)
     print(f"HMR Studio handler timings — torch threads {threads}, cores {os.cpu_count()}, photo {photo.name} "

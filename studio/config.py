@@ -31,7 +31,9 @@ class StudioConfig:
         max_side: long side of the working image (uploads are downscaled to it).
         preview_iterations: ``num_iters`` of the quick first preview of iterative methods
             (0 = no preview run).
-        default_iterations: ``num_iters`` offered by default for iterative methods.
+        default_iterations: ``num_iters`` offered by default for iterative methods (200: the
+            length of SMPLify's last stage, as the CLI uses; from the T-posed mean body 40
+            iterations leave e.g. a handstand ~39 px off its keypoints, 200 reach ~5 px).
         max_prerender_steps: at most this many steps of a trace are pre-rendered in the
             background (others render on demand, then stay cached).
         examples_dir: where the example photos are written (None → a temp folder).
@@ -47,7 +49,7 @@ class StudioConfig:
     trace_path: Optional[Path] = None
     max_side: int = DEFAULT_MAX_SIDE
     preview_iterations: int = 8
-    default_iterations: int = 40
+    default_iterations: int = 200
     max_prerender_steps: int = 120
     examples_dir: Optional[Path] = None
 
