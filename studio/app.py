@@ -426,6 +426,23 @@ class StudioApp:
         maps = [(str(p), c) for p, c in views.maps(i)]
         return glb, gr.update(value=glb), gr.update(value=obj), gr.update(value=params), maps
 
+    def redraw_3d(self, index, with_photo, session):
+        """The 3D view's value again, under a new file name (see the wiring in build_app)."""
+        import shutil
+
+        import gradio as gr
+
+        views = _session(session).current_views
+        if views is None or index is None:
+            return gr.skip()
+        try:
+            glb = views.glb(int(np.clip(int(index), 0, len(views) - 1)), bool(with_photo))
+        except ValueError:
+            return gr.skip()
+        fresh = Path(glb).with_name(Path(glb).stem + "_view.glb")
+        shutil.copyfile(glb, fresh)
+        return str(fresh)
+
     def on_select_trace(self, key, session):
         """Another stored trace chosen: RUN_OUTPUTS (without the first two) + after_run outputs."""
         session = _session(session)
@@ -695,6 +712,10 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         run_evt = run_btn.click(studio.on_run, [method, iterations, with_photo, state],
                                 [state, run_status] + show_out, **undocumented)
         run_evt.success(studio.after_run, [state], after_out, **undocumented)
+        # Gradio 6's Model3D does not draw the value that arrives with the run's own update
+        # (headless Chromium: no canvas until the slider moved, and re-sending the same file
+        # does not help); a second update under a new file name draws it (browser test).
+        run_evt.success(studio.redraw_3d, [step, with_photo, state], [model3d], **undocumented)
         # cached images: answered directly (queue=False), not through the event queue
         step.change(studio.on_step, [step, state], [overlay, side, kp_img, info], queue=False,
                     trigger_mode="always_last", show_progress="hidden", **undocumented)

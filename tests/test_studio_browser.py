@@ -123,6 +123,8 @@ def test_upload_run_slide_download(driver, server, tmp_path):
     m = re.search(r"Step (\d+) of (\d+)", info)
     assert m and m.group(1) == m.group(2) and int(m.group(2)) >= 5, info  # the last step is shown
     n = int(m.group(2))
+    # the 3D view draws the result without the slider being touched
+    _wait(lambda: d.find_elements(By.CSS_SELECTOR, "#model3d canvas"), 30, "the 3D view's canvas after the run")
 
     # 3 · move the slider with the keyboard
     slider = _wait(lambda: d.find_element(By.CSS_SELECTOR, "#step-slider input[type=range]"), 10, "the slider")
