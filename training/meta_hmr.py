@@ -103,7 +103,9 @@ def hmr_features(model: HMR, images: torch.Tensor) -> torch.Tensor:
     from core.models.inputs import validate_images
 
     validate_images(images, model.input_size, "HMR")
-    return model.backbone.forward_features(images).mean(dim=(2, 3))
+    from core.models.backbones import pooled_features
+
+    return pooled_features(model.backbone, images)
 
 
 def inner_terms(main_state, main_mesh, aux_state, aux_mesh, keypoints: torch.Tensor, has_smpl: torch.Tensor,

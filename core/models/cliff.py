@@ -22,7 +22,7 @@ import torch
 
 from core.geometry import cliff_cam_to_full, perspective_projection
 
-from .backbones import create_backbone
+from .backbones import create_backbone, pooled_channels, pooled_features
 from .body_ref import BodyHolder
 from .ief import IEFOutput, IEFRegressor, RegressorState
 from .inputs import validate_images
@@ -34,6 +34,7 @@ _ENCODERS = {
     "resnet50": dict(name="resnet50"),
     "hrnet_w48": dict(name="hrnet_w48", head="cls"),
     "hrnet_w32": dict(name="hrnet_w32", head="cls"),
+    "blazepose": dict(name="blazepose"),
 }
 
 
@@ -48,7 +49,8 @@ class CLIFF(BodyHolder, IEFRegressor):
 
     Args:
         body: a ``core.body`` BodyModel (mean parameters, meshes) or None.
-        backbone: "resnet50" or "hrnet_w48" (CLIFF's classification HRNet, 2048-d).
+        backbone: "resnet50" or "hrnet_w48" (CLIFF's classification HRNet, 2048-d), or
+            "blazepose" (project models; square crops, e.g. ``input_size=(256, 256)``).
         n_iter: IEF iterations (3; Meta-HMR's main network uses 10).
         input_size: (H, W) of the crops, (256, 192) as released.
     """
@@ -60,7 +62,7 @@ class CLIFF(BodyHolder, IEFRegressor):
             raise ValueError(f"CLIFF backbone must be one of {sorted(_ENCODERS)}, got {backbone!r}")
         spec = dict(_ENCODERS[backbone])
         encoder = create_backbone(spec.pop("name"), **spec)
-        super().__init__(encoder.out_channels + 3, mean_params=body)
+        super().__init__(pooled_channels(encoder) + 3, mean_params=body)
         self.encoder = encoder
         self.backbone_name = backbone
         self.n_iter = n_iter
@@ -85,7 +87,7 @@ class CLIFF(BodyHolder, IEFRegressor):
             got = tuple(bbox_info.shape) if torch.is_tensor(bbox_info) else type(bbox_info).__name__
             raise ValueError(f"CLIFF expects bbox_info of shape (B, 3) = ({B}, 3) from "
                              f"core.geometry.cliff_bbox_info; got {got}")
-        features = self.encoder.forward_features(images).mean(dim=(2, 3))
+        features = pooled_features(self.encoder, images)
         x = torch.cat([features, bbox_info.to(features.dtype)], dim=1)
         states = self.iterate(x, self.n_iter if n_iter is None else n_iter, init)
         return CLIFFOutput(states, features)

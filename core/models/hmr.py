@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .backbones import create_backbone
+from .backbones import create_backbone, pooled_channels, pooled_features
 from .body_ref import BodyHolder
 from .ief import IEFOutput, IEFRegressor, RegressorState
 from .inputs import validate_images
@@ -33,7 +33,9 @@ class HMR(BodyHolder, IEFRegressor):
     Args:
         body: a ``core.body`` BodyModel (mean parameters, and meshes when asked) or None
             (neutral mean; parameters only).
-        backbone: "resnet50" (SPIN) or any name in ``core.models.backbones.BACKBONES``.
+        backbone: "resnet50" (SPIN) or any name in ``core.models.backbones.BACKBONES``
+            ("blazepose": the real-image-pretrained BlazePose GHUM; its 224 crops are resized
+            to 256 inside the backbone and its feature is the flattened 2×2×288 map).
         n_iter: IEF iterations (3).
 
     The backbone's modules are registered directly on this module, as in SPIN's checkpoint.
@@ -45,7 +47,7 @@ class HMR(BodyHolder, IEFRegressor):
 
     def __init__(self, body=None, backbone: str = "resnet50", n_iter: int = 3):
         trunk = create_backbone(backbone)
-        super().__init__(trunk.out_channels, mean_params=body)
+        super().__init__(pooled_channels(trunk), mean_params=body)
         for name, child in trunk.named_children():
             self.add_module(name, child)
         self._trunk = [trunk]  # a list keeps it out of the module tree (no key prefix)
@@ -68,7 +70,7 @@ class HMR(BodyHolder, IEFRegressor):
             with_mesh: also evaluate the body (full mesh) after every iteration.
         """
         validate_images(images, self.input_size, "HMR")
-        features = self.backbone.forward_features(images).mean(dim=(2, 3))
+        features = pooled_features(self.backbone, images)
         states = self.iterate(features, self.n_iter if n_iter is None else n_iter, init)
         out = HMROutput(states, features)
         if with_mesh:

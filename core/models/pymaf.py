@@ -38,6 +38,7 @@ from torch import nn
 from core.geometry import FOCAL_LENGTH, IMG_RES
 
 from .backbones import create_backbone
+from .backbones.blazepose import PYRAMID_CHANNELS
 from .body_ref import BodyHolder
 from .ief import IEFRegressor, RegressorState
 from .inputs import validate_images
@@ -190,7 +191,7 @@ class PyMAFLevel:
     sampling_points: (B, N, 2) crop pixels where this level sampled its feature map
         (grid at level 0, projected previous-mesh vertices at levels 1–2); None for "mean".
     sampled_vertex_ids: (N,) vertices projected to get `sampling_points` (levels 1–2).
-    feature_map: (B, 256, H, W) the map this level sampled (None for "mean").
+    feature_map: (B, C, H, W) the map this level sampled (C = 256; 128 with "blazepose"; None for "mean").
     feature_summary: FeatureSummary of `feature_map` when asked (`with_summaries=True`).
     """
 
@@ -218,6 +219,15 @@ class PyMAFOutput:
 
 
 # --------------------------------------------------------------------------- model
+PYRAMID_STRIDES = (16, 8, 4)  # the maps levels 0, 1, 2 read from a pyramid backbone
+
+
+def _pyramid_neck(c_in: int, c_out: int) -> nn.Sequential:
+    """Depthwise 3×3 + pointwise 1×1 → BN → ReLU: adapts a pyramid map for one level."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, 1, 1, groups=c_in, bias=False),
+                         nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
 def _selection_matrix(ids: torch.Tensor, num_vertices: int) -> torch.Tensor:
     D = torch.zeros(len(ids), num_vertices)
     D[torch.arange(len(ids)), ids] = 1.0
@@ -232,9 +242,14 @@ class PyMAF(BodyHolder, nn.Module):
             with placeholder buffers, e.g. to load a checkpoint's keys).
         layout: "official" (checkpoint-compatible) or "project".
         grid_size: level-0 grid side (21).
-        mlp_dims: MAF MLP widths (256, 128, 64, 5).
+        mlp_dims: MAF MLP widths (256, 128, 64, 5); (128, 128, 64, 5) with "blazepose".
         iuv_head: build the auxiliary dp_head (True, as released).
         backbone: "resnet50" as released; other ``BACKBONES`` names for project models.
+            "blazepose" (project layout only): the three levels read BlazePose's own
+            decoder pyramid at strides 16, 8, 4 (16², 32², 64² for its 256 input; the 224
+            crop is resized inside the backbone) through a light neck each (depthwise 3×3 +
+            1×1 to 128 channels, BN, ReLU) instead of the three deconvolutions; the IUV head
+            reads the 64² map.
 
     The body is not a submodule (the state dict keeps the checkpoint's keys) but moves
     with the model (`.to()`).
@@ -243,8 +258,11 @@ class PyMAF(BodyHolder, nn.Module):
     input_size = (224, 224)
 
     def __init__(self, body=None, layout: str = "official", grid_size: int = 21,
-                 mlp_dims=(256, 128, 64, 5), iuv_head: bool = True, backbone: str = "resnet50"):
+                 mlp_dims=None, iuv_head: bool = True, backbone: str = "resnet50"):
         super().__init__()
+        if mlp_dims is None:
+            mlp_dims = (128, 128, 64, 5) if backbone == "blazepose" else (256, 128, 64, 5)
+        mlp_dims = tuple(int(d) for d in mlp_dims)
         if layout not in ("official", "project"):
             raise ValueError(f"PyMAF layout must be 'official' or 'project', got {layout!r}")
         if layout == "project" and body is None:
@@ -255,13 +273,21 @@ class PyMAF(BodyHolder, nn.Module):
         self.backbone_name = backbone
 
         self.feature_extractor = create_backbone(backbone)
-        deconv: list[nn.Module] = []
-        c_in = self.feature_extractor.out_channels
-        for _ in range(NUM_LEVELS):
-            deconv += [nn.ConvTranspose2d(c_in, 256, 4, 2, 1, output_padding=0, bias=False),
-                       nn.BatchNorm2d(256), nn.ReLU(inplace=True)]
-            c_in = 256
-        self.deconv_layers = nn.Sequential(*deconv)
+        self.uses_pyramid = hasattr(self.feature_extractor, "forward_pyramid")
+        if self.uses_pyramid:
+            if layout == "official":
+                raise ValueError(f"PyMAF's official layout is ResNet-50 only; use layout='project' with {backbone!r}")
+            map_channels = mlp_dims[0]
+            self.neck = nn.ModuleList(_pyramid_neck(PYRAMID_CHANNELS[s], map_channels) for s in PYRAMID_STRIDES)
+        else:
+            map_channels = 256
+            deconv: list[nn.Module] = []
+            c_in = self.feature_extractor.out_channels
+            for _ in range(NUM_LEVELS):
+                deconv += [nn.ConvTranspose2d(c_in, 256, 4, 2, 1, output_padding=0, bias=False),
+                           nn.BatchNorm2d(256), nn.ReLU(inplace=True)]
+                c_in = 256
+            self.deconv_layers = nn.Sequential(*deconv)
 
         if layout == "official":
             num_vertices = body.num_vertices if body is not None else 6890
@@ -285,7 +311,7 @@ class PyMAF(BodyHolder, nn.Module):
         self.regressor = nn.ModuleList(
             PyMAFRegressor(w, body, OfficialSMPLBuffers(body) if layout == "official" else None)
             for w in widths)
-        self.dp_head = IUVHead(256) if iuv_head else None
+        self.dp_head = IUVHead(map_channels) if iuv_head else None
         self._ids_cache: dict = {}
 
     @property
@@ -348,7 +374,11 @@ class PyMAF(BodyHolder, nn.Module):
         if self.body is None:
             raise ValueError("PyMAF needs a body to run: create_model('pymaf', body=load_body(...))")
         B = images.shape[0]
-        fmap = self.feature_extractor.forward_features(images)
+        if self.uses_pyramid:
+            pyramid = self.feature_extractor.forward_pyramid(images)
+            fmap = pyramid[max(pyramid)]
+        else:
+            fmap = self.feature_extractor.forward_features(images)
         global_feature = fmap.mean(dim=(2, 3))
 
         def mesh_ids(next_level: int):
@@ -360,7 +390,10 @@ class PyMAF(BodyHolder, nn.Module):
         levels = [PyMAFLevel("mean", state, evaluate_state(self.body, state, mesh_ids(1)))]
         s_feat = fmap
         for i in range(NUM_LEVELS):
-            s_feat = self.deconv_layers[3 * i: 3 * i + 3](s_feat)
+            if self.uses_pyramid:
+                s_feat = self.neck[i](pyramid[PYRAMID_STRIDES[i]])
+            else:
+                s_feat = self.deconv_layers[3 * i: 3 * i + 3](s_feat)
             prev = levels[-1]
             if i == 0:
                 ids = None

@@ -65,10 +65,24 @@ def _meta(checkpoint) -> dict:
     return {"checkpoint": str(checkpoint)} if checkpoint is not None else {}
 
 
-def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None) -> RegressorMethod:
+HMR_BACKBONES = {"resnet50": "hmr", "resnet18": "hmr_resnet18", "mobilenet_v2": "hmr_mobilenet_v2",
+                 "blazepose": "hmr_blazepose"}
+PYMAF_BACKBONES = {"resnet50": "pymaf", "blazepose": "pymaf_blazepose"}
+CLIFF_BACKBONES = {"hrnet_w48": "cliff_hrnet48", "resnet50": "cliff_res50", "blazepose": "cliff_blazepose"}
+
+
+def _model_name(family: str, table: dict, backbone: str) -> str:
+    try:
+        return table[backbone]
+    except KeyError:
+        raise ValueError(f"{family} backbone must be one of {sorted(table)}, got {backbone!r}") from None
+
+
+def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone: str = "resnet50") -> RegressorMethod:
     """HMR/SPIN regressor. `checkpoint`: SPIN's `model_checkpoint.pt` (needs the SMPL body:
-    `smpl_dir=`) or a project `.safetensors`."""
-    model = _model("hmr", _body(body, smpl_dir), checkpoint, device)
+    `smpl_dir=`) or a project `.safetensors`. `backbone`: "resnet50" (SPIN), "blazepose"
+    (pretrained on real photos, from the mediapipe wheel), "resnet18", "mobilenet_v2"."""
+    model = _model(_model_name("HMR", HMR_BACKBONES, backbone), _body(body, smpl_dir), checkpoint, device)
 
     def run(m, inputs: MethodInputs) -> Trace:
         return hmr_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
@@ -76,12 +90,17 @@ def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None) -> Regre
     return RegressorMethod(model, run)
 
 
-def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device=None) -> RegressorMethod:
+def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device=None,
+                backbone: str = "resnet50") -> RegressorMethod:
     """PyMAF. `layout` defaults to "official" on SMPL (so `PyMAF_model_checkpoint.pt` loads)
-    and "project" on the open body."""
+    and "project" on the open body. `backbone` "blazepose": levels on BlazePose's 16/32/64
+    maps (project layout only)."""
     b = _body(body, smpl_dir)
+    name = _model_name("PyMAF", PYMAF_BACKBONES, backbone)
+    if backbone == "blazepose":
+        layout = layout or "project"
     layout = layout or ("official" if getattr(b, "name", None) == "smpl" else "project")
-    model = _model("pymaf", b, checkpoint, device, layout=layout)
+    model = _model(name, b, checkpoint, device, layout=layout)
 
     def run(m, inputs: MethodInputs) -> Trace:
         return pymaf_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
@@ -90,7 +109,7 @@ def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device
 
 
 def cliff_box(inputs: MethodInputs, aspect_ratio: float = 192 / 256) -> tuple[np.ndarray, float]:
-    """CLIFF's 256×192 box: around the 24 GT keypoints (conf > 0) as Meta-HMR does
+    """CLIFF's box (width/height = `aspect_ratio`: 256×192 as released, 1 for square crops): around the 24 GT keypoints (conf > 0) as Meta-HMR does
     (side = max(w/aspect, h) × 1.2), else the input box's centre and scale (its side
     becomes the crop height)."""
     from core.geometry import bbox_from_keypoints
@@ -106,17 +125,14 @@ def cliff_box(inputs: MethodInputs, aspect_ratio: float = 192 / 256) -> tuple[np
 
 def build_cliff(body="open", smpl_dir=None, checkpoint=None, backbone: str = "hrnet_w48",
                 device=None) -> RegressorMethod:
-    """CLIFF (`backbone` "hrnet_w48" or "resnet50"). `checkpoint`: CLIFF's `hr48-*.pt` /
-    `res50-*.pt` (SMPL body) or a project `.safetensors`."""
-    name = {"hrnet_w48": "cliff_hrnet48", "resnet50": "cliff_res50"}.get(backbone)
-    if name is None:
-        raise ValueError(f"CLIFF backbone must be 'hrnet_w48' or 'resnet50', got {backbone!r}")
-    model = _model(name, _body(body, smpl_dir), checkpoint, device)
+    """CLIFF (`backbone` "hrnet_w48", "resnet50" or "blazepose" — square 256 crops).
+    `checkpoint`: CLIFF's `hr48-*.pt` / `res50-*.pt` (SMPL body) or a project `.safetensors`."""
+    model = _model(_model_name("CLIFF", CLIFF_BACKBONES, backbone), _body(body, smpl_dir), checkpoint, device)
 
     def run(m, inputs: MethodInputs) -> Trace:
         from core.geometry import crop_image, points_to_crop
 
-        center, scale = cliff_box(inputs)
+        center, scale = cliff_box(inputs, aspect_ratio=m.input_size[1] / m.input_size[0])
         crop = crop_image(inputs.image, center, scale, m.input_size)
         target = None
         if inputs.keypoints_full is not None:
@@ -134,6 +150,6 @@ def _register(name, builder, description, family) -> None:
         pass
 
 
-_register("hmr", build_hmr, "HMR/SPIN regressor: ResNet-50, 3 IEF iterations", "spin")
+_register("hmr", build_hmr, "HMR/SPIN regressor: ResNet-50 (or BlazePose), 3 IEF iterations", "spin")
 _register("pymaf", build_pymaf, "PyMAF: mesh-aligned feedback over a 14/28/56 feature pyramid", "pymaf")
 _register("cliff", build_cliff, "CLIFF: HMR with bounding-box information and a full-frame camera", "cliff")

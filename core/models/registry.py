@@ -102,6 +102,12 @@ register_model("hmr_mobilenet_v2", HMR, "HMR regressor on MobileNetV2 (light, pr
                backbone="mobilenet_v2")
 register_model("pymaf", PyMAF, "PyMAF (ResNet-50, global mode): mean → 3 mesh-aligned feedback levels "
                "+ IUV head; layout 'official' (SMPL checkpoint keys) or 'project'")
+register_model("hmr_blazepose", HMR, "HMR regressor on BlazePose GHUM (pretrained on real photos, from the "
+               "mediapipe wheel; 224 crops resized to 256; project-trained heads)", backbone="blazepose")
+register_model("pymaf_blazepose", PyMAF, "PyMAF on BlazePose GHUM: mean → 3 feedback levels on its 16/32/64 "
+               "decoder maps + IUV head on the 64² map (project layout)", backbone="blazepose", layout="project")
+register_model("cliff_blazepose", CLIFF, "CLIFF on BlazePose GHUM (bbox info, full-frame camera), square 256 crops",
+               backbone="blazepose", input_size=(256, 256))
 register_model("cliff_res50", CLIFF, "CLIFF with ResNet-50 (bbox info, full-frame camera), 256×192 crops",
                backbone="resnet50")
 register_model("cliff_hrnet48", CLIFF, "CLIFF with the classification HRNet-W48 encoder, 256×192 crops",

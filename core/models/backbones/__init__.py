@@ -1,4 +1,9 @@
-"""Image backbones with the parameter names of their reference implementations."""
+"""Image backbones with the parameter names of their reference implementations, and the
+BlazePose GHUM backbone built from the pose model inside the mediapipe wheel (pretrained
+on real photos of people; see ``blazepose.py``)."""
+import torch
+
+from .blazepose import BlazePoseGHUM, BlazePoseOutput, BlazePoseUnavailable, blazepose
 from .hrnet import HRNet, hrnet_w32, hrnet_w48
 from .mobilenet import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
@@ -10,7 +15,11 @@ BACKBONES = {
     "mobilenet_v2": mobilenet_v2,
     "hrnet_w32": hrnet_w32,
     "hrnet_w48": hrnet_w48,
+    "blazepose": blazepose,
 }
+
+# backbones whose weights come with the architecture (no separate pretrained file)
+PRETRAINED_BY_CONSTRUCTION = frozenset({"blazepose"})
 
 
 def create_backbone(name: str, **kwargs):
@@ -22,5 +31,21 @@ def create_backbone(name: str, **kwargs):
     return factory(**kwargs)
 
 
-__all__ = ["BACKBONES", "create_backbone", "HRNet", "MobileNetV2", "ResNet",
-           "hrnet_w32", "hrnet_w48", "mobilenet_v2", "resnet18", "resnet34", "resnet50"]
+def pooled_features(backbone, images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) → (B, `pooled_channels(backbone)`): the backbone's own global feature
+    (``forward_pooled``, e.g. BlazePose's flattened 2×2 regression map) or the global
+    average of its last map."""
+    pooled = getattr(backbone, "forward_pooled", None)
+    if pooled is not None:
+        return pooled(images)
+    return backbone.forward_features(images).mean(dim=(2, 3))
+
+
+def pooled_channels(backbone) -> int:
+    """Width of :func:`pooled_features`."""
+    return int(getattr(backbone, "pooled_channels", backbone.out_channels))
+
+
+__all__ = ["BACKBONES", "PRETRAINED_BY_CONSTRUCTION", "create_backbone", "pooled_features", "pooled_channels",
+           "BlazePoseGHUM", "BlazePoseOutput", "BlazePoseUnavailable", "HRNet", "MobileNetV2", "ResNet",
+           "blazepose", "hrnet_w32", "hrnet_w48", "mobilenet_v2", "resnet18", "resnet34", "resnet50"]

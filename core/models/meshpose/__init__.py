@@ -30,7 +30,8 @@ def _register() -> None:
     from core.models.registry import MODEL_REGISTRY, register_model
 
     for name, backbone, what in (("meshpose", "hrnet_w32", "HRNet-W32"), ("meshpose_s", "resnet50", "ResNet-50"),
-                                 ("meshpose_xs", "mobilenet_v2", "MobileNetV2")):
+                                 ("meshpose_xs", "mobilenet_v2", "MobileNetV2"),
+                                 ("meshpose_blazepose", "blazepose", "BlazePose GHUM, pretrained on real photos")):
         if name not in MODEL_REGISTRY:
             register_model(name, MeshPose, f"MeshPose ({what}): VertexPose + regression + visibility "
                            "fusion on a 518-vertex low-poly mesh, upsampled to the body", backbone=backbone)

@@ -7,6 +7,11 @@ Built on ``core.models.backbones`` (the trunks keep their reference parameter na
   projected to 256 channels (1×1 conv + BN), upsampled (nearest, as HRNet's own fusion)
   to stride 4 and summed (+ ReLU), instead of HRNet's 32-channel fusion. The last module's
   own fusion layers are removed (they would be unused).
+- **BlazePose GHUM** (project variant, pretrained on real photos; see
+  ``core.models.backbones.blazepose``): its pyramid (strides 4, 8, 16, 32 of the 256 input
+  the crop is resized to) is fused like HRNet's branches — each map projected to 256
+  channels (1×1 conv + BN), bilinearly up-sampled to stride 4 (64², i.e. 224/64 = 3.5 crop
+  pixels per cell for a 224 crop), summed, ReLU.
 - **ResNet-50 / MobileNetV2** (supplementary §3.1): the last stage is dilated (stride 16
   instead of 32, torchvision's ``replace_stride_with_dilation`` convention: the first block
   of the stage keeps dilation 1 without stride, the others get dilation 2), then a light
@@ -19,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.backbones import hrnet_w32, hrnet_w48, mobilenet_v2, resnet50
+from core.models.backbones import blazepose, hrnet_w32, hrnet_w48, mobilenet_v2, resnet50
 
-__all__ = ["MESHPOSE_BACKBONES", "create_meshpose_backbone", "HRNetFused", "DilatedResNet50",
+__all__ = ["MESHPOSE_BACKBONES", "create_meshpose_backbone", "HRNetFused", "BlazePoseFused", "DilatedResNet50",
            "DilatedMobileNetV2", "SeparableSkipDecoder", "SeparableConv"]
 
 FEATURE_CHANNELS = 256
@@ -169,7 +174,34 @@ class DilatedMobileNetV2(nn.Module):
         return self.decoder(c16, [c8, c4])
 
 
+class BlazePoseFused(nn.Module):
+    """BlazePose's pyramid fused at stride 4 of its 256 input → (B, 256, 64, 64)."""
+
+    def __init__(self, out_channels: int = FEATURE_CHANNELS):
+        super().__init__()
+        self.trunk = blazepose()
+        self.strides = tuple(sorted(self.trunk.pyramid_channels))
+        self.proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(self.trunk.pyramid_channels[s], out_channels, 1, bias=False),
+                          nn.BatchNorm2d(out_channels)) for s in self.strides)
+        self.out_channels = out_channels
+        self.stride = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → (B, 256, 64, 64) (the crop is resized to 256² by the trunk)."""
+        pyramid = self.trunk.forward_pyramid(x)
+        size = pyramid[self.strides[0]].shape[-2:]
+        out = None
+        for s, proj in zip(self.strides, self.proj):
+            y = proj(pyramid[s])
+            if y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            out = y if out is None else out + y
+        return F.relu(out)
+
+
 MESHPOSE_BACKBONES = {
+    "blazepose": BlazePoseFused,
     "hrnet_w32": lambda: HRNetFused(32),
     "hrnet_w48": lambda: HRNetFused(48),
     "resnet50": DilatedResNet50,

@@ -101,7 +101,7 @@ def meshpose_trace(model: MeshPose, crop: np.ndarray, target_keypoints=None, bbo
         "iuv": iuv["barycentric"], "iuv_nearest": iuv["nearest"], "iuv_global_average": iuv["global_average"],
         "foreground": fg.astype(np.float32)},
         {"branch": "VertexPose (x, y) + regressed z", "iuv_channels": "part index 0-24 (0 = background), U, V",
-         "iuv_stride": int(round(W / out.scores.shape[-1]))})
+         "iuv_stride": float(W / out.scores.shape[-1])})
     vis_full = model.upsampler.layer2(model.upsampler.layer1(out.visibility[..., None]))[0, :, 0].clamp(0, 1)
     vis_full = vis_full.cpu().numpy()
     s3, full_cam = make_step("MeshPose (fused)", out.vertices, {}, {})
