@@ -3,7 +3,7 @@ BlazePose GHUM backbone built from the pose model inside the mediapipe wheel (pr
 on real photos of people; see ``blazepose.py``)."""
 import torch
 
-from .blazepose import BlazePoseGHUM, BlazePoseOutput, BlazePoseUnavailable, blazepose
+from .blazepose import BlazePoseGHUM, BlazePoseOutput, BlazePoseUnavailable, blazepose_ghum
 from .hrnet import HRNet, hrnet_w32, hrnet_w48
 from .mobilenet import MobileNetV2, mobilenet_v2
 from .resnet import ResNet, resnet18, resnet34, resnet50
@@ -15,7 +15,7 @@ BACKBONES = {
     "mobilenet_v2": mobilenet_v2,
     "hrnet_w32": hrnet_w32,
     "hrnet_w48": hrnet_w48,
-    "blazepose": blazepose,
+    "blazepose": blazepose_ghum,
 }
 
 # backbones whose weights come with the architecture (no separate pretrained file)
@@ -48,4 +48,4 @@ def pooled_channels(backbone) -> int:
 
 __all__ = ["BACKBONES", "PRETRAINED_BY_CONSTRUCTION", "create_backbone", "pooled_features", "pooled_channels",
            "BlazePoseGHUM", "BlazePoseOutput", "BlazePoseUnavailable", "HRNet", "MobileNetV2", "ResNet",
-           "blazepose", "hrnet_w32", "hrnet_w48", "mobilenet_v2", "resnet18", "resnet34", "resnet50"]
+           "blazepose_ghum", "hrnet_w32", "hrnet_w48", "mobilenet_v2", "resnet18", "resnet34", "resnet50"]

@@ -47,7 +47,7 @@ from torch import nn
 from .tflite_graph import TFLiteGraph, TFLiteParseError, read_tflite_graph
 
 __all__ = ["BlazePoseGHUM", "BlazePoseOutput", "BlazePoseUnavailable", "blazepose_model_path",
-           "blazepose", "BLAZEPOSE_OUTPUTS", "NUM_LANDMARKS", "PYRAMID_CHANNELS"]
+           "blazepose_ghum", "BLAZEPOSE_OUTPUTS", "NUM_LANDMARKS", "PYRAMID_CHANNELS"]
 
 MEDIAPIPE_FILE = "modules/pose_landmark/pose_landmark_full.tflite"
 INSTALL_HINT = ("the BlazePose backbone is built from the pose model inside the mediapipe wheel: "
@@ -180,7 +180,7 @@ class BlazePoseGHUM(nn.Module):
             raise BlazePoseUnavailable(f"BlazePose model file not found: {path}; {INSTALL_HINT}")
         graph = _read_graph(str(path.resolve()))
         self.convs = nn.ModuleDict()
-        self._steps: list[_Step] = [self._build_step(op, graph) for op in graph.ops]
+        self._steps: list[_Step] = self._fold_pads([self._build_step(op, graph) for op in graph.ops])
         self._input = graph.inputs[0]
         self._tensor_of = self._named_tensors(graph)
         self._producer = {s.output: i for i, s in enumerate(self._steps)}
@@ -243,6 +243,30 @@ class BlazePoseGHUM(nn.Module):
         if kind == "LOGISTIC":
             return _Step("sigmoid", (x,), out)
         raise TFLiteParseError(f"operator {op.index}: {kind} unsupported")
+
+    def _fold_pads(self, steps: list[_Step]) -> list[_Step]:
+        """A symmetric spatial zero PAD read only by a VALID convolution becomes that
+        convolution's own padding (same result, no padded copy)."""
+        readers: dict[int, list[int]] = {}
+        for i, s in enumerate(steps):
+            for t in s.inputs:
+                readers.setdefault(t, []).append(i)
+        by_index = dict(enumerate(steps))
+        for i, s in enumerate(steps):
+            if s.kind != "pad":
+                continue
+            left, right, top, bottom, front, back = s.pad
+            users = readers.get(s.output, [])
+            if len(users) != 1 or left != right or top != bottom or front or back:
+                continue
+            user = by_index[users[0]]
+            conv = self.convs[user.key] if user.kind == "conv" else None
+            if conv is None or user.same is not None or conv.padding != (0, 0):
+                continue
+            conv.padding = (top, left)
+            by_index[users[0]] = _Step("conv", s.inputs, user.output, key=user.key, activation=user.activation)
+            del by_index[i]
+        return [by_index[i] for i in sorted(by_index)]
 
     @staticmethod
     def _named_tensors(graph: TFLiteGraph) -> dict[str, int]:
@@ -384,6 +408,6 @@ class BlazePoseGHUM(nn.Module):
         return self.forward(images, ("global",)).global_map.flatten(1)
 
 
-def blazepose(path: str | Path | None = None, input_norm: str = "imagenet") -> BlazePoseGHUM:
+def blazepose_ghum(path: str | Path | None = None, input_norm: str = "imagenet") -> BlazePoseGHUM:
     """The BlazePose GHUM full backbone with its pretrained weights (see BlazePoseGHUM)."""
     return BlazePoseGHUM(path, input_norm)

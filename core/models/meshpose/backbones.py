@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.backbones import blazepose, hrnet_w32, hrnet_w48, mobilenet_v2, resnet50
+from core.models.backbones import blazepose_ghum, hrnet_w32, hrnet_w48, mobilenet_v2, resnet50
 
 __all__ = ["MESHPOSE_BACKBONES", "create_meshpose_backbone", "HRNetFused", "BlazePoseFused", "DilatedResNet50",
            "DilatedMobileNetV2", "SeparableSkipDecoder", "SeparableConv"]
@@ -179,7 +179,7 @@ class BlazePoseFused(nn.Module):
 
     def __init__(self, out_channels: int = FEATURE_CHANNELS):
         super().__init__()
-        self.trunk = blazepose()
+        self.trunk = blazepose_ghum()
         self.strides = tuple(sorted(self.trunk.pyramid_channels))
         self.proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(self.trunk.pyramid_channels[s], out_channels, 1, bias=False),
