@@ -11,7 +11,7 @@ its 256² inside, which is timed). What each backbone computes:
   heatmaps, world landmarks) plus the features;
 * ``resnet50`` — layer4 (B, 2048, 7, 7); ``hrnet_w32`` — the four branch outputs.
 
-Each figure is the best of ``--reps`` timed calls after a warm-up; the ratio columns divide
+Each figure is the best of ``--reps`` timed calls after 3 warm-up calls; the ratio columns divide
 ResNet-50's time by each backbone's (> 1 = faster than ResNet-50) in the same run.
 
     python benchmarks/bench_backbones.py                      # batch 1 and 16, 1 and 2 threads
@@ -36,8 +36,9 @@ from core.models.backbones import create_backbone  # noqa: E402
 from core.models.backbones.blazepose import BLAZEPOSE_OUTPUTS  # noqa: E402
 
 
-def best_time(fn, reps: int) -> float:
-    fn()
+def best_time(fn, reps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):  # oneDNN builds its kernels for a shape on the first calls
+        fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -75,7 +76,7 @@ def measure(name: str, batch: int, reps: int) -> tuple[float, float]:
     def step():
         m.zero_grad(set_to_none=True)
         sum(t.float().mean() for t in run(x)).backward()
-    both = best_time(step, max(1, reps // 2))
+    both = best_time(step, max(1, reps // 3), warmup=1)
     return fwd, both
 
 
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--reps", type=int, default=10)
     p.add_argument("--backbones", nargs="+", default=["blazepose", "blazepose_all", "resnet50", "hrnet_w32"])
     args = p.parse_args(argv)
     print(f"uptime: {os.popen('uptime').read().strip()}  (torch {torch.__version__}, {os.cpu_count()} CPUs)")

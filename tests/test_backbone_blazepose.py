@@ -197,12 +197,19 @@ def test_hmr_method_with_the_blazepose_backbone(body):
     from skimage import data
 
     image = data.astronaut()
-    kp = np.zeros((49, 3))
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.uniform(150, 350, (49, 2)), np.ones((49, 1))], 1)
     inputs = MethodInputs.from_image(image, (256, 240), 2.0, keypoints_full=kp)
     trace = create_method("hmr", backbone="blazepose").run(inputs)
     assert trace.meta["model"] == "hmr_blazepose" and len(trace) == 4
     assert np.isfinite(trace.final.vertices).all() and trace.crop.shape == (224, 224, 3)
     trace = create_method("pymaf", backbone="blazepose").run(inputs)
     assert trace.final.maps["iuv"].shape == (64, 64, 3)
+    trace = create_method("cliff", backbone="blazepose").run(inputs)
+    assert trace.crop.shape == (256, 256, 3) and trace.meta["model"] == "cliff_blazepose"
+    for name in ("eft", "meta-hmr"):  # the test-time methods on a BlazePose regressor
+        options = {"test_val_step": 2} if name == "meta-hmr" else {"max_iters": 2}
+        trace = create_method(name, arch="hmr_blazepose", **options).run(inputs)
+        assert len(trace) >= 2 and np.isfinite(trace.final.vertices).all()
     with pytest.raises(ValueError, match="backbone must be one of"):
         create_method("hmr", backbone="vgg16")

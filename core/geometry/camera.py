@@ -246,7 +246,10 @@ def estimate_translation(joints3d: torch.Tensor, joints2d: torch.Tensor,
         A = torch.where(valid[:, None, None], A, eye)
         b = torch.where(valid[:, None], b, torch.zeros_like(b))
     t, info = torch.linalg.solve_ex(A, b)
-    singular = info != 0
+    # an exactly singular system may not give an exact zero pivot (LAPACK builds differ):
+    # also treat an ill-conditioned one as singular
+    cond = torch.linalg.cond(A)
+    singular = (info != 0) | ~torch.isfinite(cond) | (cond > 1e12)
     if bool(singular.any()):  # e.g. all keypoints on one pixel
         if fallback is None:
             raise ValueError(f"estimate_translation: samples {torch.nonzero(singular).flatten().tolist()} give "
