@@ -41,12 +41,12 @@ def synth(tmp_path_factory):
     return out
 
 
-def run(method, data, out, steps, extra=(), resume=None):
+def run(method, data, out, steps, extra=(), resume=None, precision="32"):
     cfg = load_config(method, None, TINY + METHOD_TINY[method] + [f"max_steps={steps}", f"out_dir={out}"] + list(extra),
                       data)
     pl.seed_everything(0)
     rec = Recorder()
-    trainer = build_trainer(cfg, 1, "cpu", callbacks=[rec])
+    trainer = build_trainer(cfg, 1, "cpu", precision=precision, callbacks=[rec])
     module = module_class(method)(cfg)
     trainer.fit(module, HMRDataModule(cfg), ckpt_path=resume, weights_only=False)
     return rec.losses, module, trainer
@@ -70,6 +70,30 @@ def test_trainer_runs_end_to_end(method, synth, tmp_path):
         assert (tmp_path / "final_aux.safetensors").is_file()
     metrics = (tmp_path / "logs" / "metrics.csv").read_text()
     assert "train/loss" in metrics
+
+
+@pytest.mark.parametrize("method", ["spin", "meta-hmr"])
+def test_bf16_mixed_precision_runs(method, synth, tmp_path):
+    """Under autocast the fits, SMPLify, the body and the robust losses stay float32 (SPIN
+    used to crash: 'lu_cpu' not implemented for BFloat16)."""
+    losses, module, _ = run(method, f"synthetic:{synth}", tmp_path, 2, precision="bf16-mixed")
+    assert sorted(losses) == [0, 1] and all(np.isfinite(list(losses.values())))
+
+
+def test_train_loader_keeps_its_workers(synth, tmp_path):
+    cfg = load_config("hmr", None, TINY + ["num_workers=1", f"out_dir={tmp_path}"], f"synthetic:{synth}")
+    loader = HMRDataModule(cfg).train_dataloader()
+    assert loader.persistent_workers and loader.num_workers == 1
+    assert loader.pin_memory == torch.cuda.is_available()
+
+
+def test_gmof_is_float32_under_autocast():
+    from core.fitting.losses import gmof
+
+    x = torch.tensor([300.0, 1e4], dtype=torch.float16)
+    y = gmof(x, 100.0)
+    assert y.dtype == torch.float32 and torch.isfinite(y).all()
+    torch.testing.assert_close(y, gmof(x.float(), 100.0))
 
 
 @pytest.mark.slow

@@ -94,10 +94,21 @@ def test_per_sample_equals_per_batch_for_one_sample():
     assert not torch.allclose(results[1][0], m.run_head(feats, None, False).pose6d.detach())
 
 
+@pytest.fixture(scope="module")
+def aux_file(tmp_path_factory):
+    """A project checkpoint of the (tiny) auxiliary regressor."""
+    from core.models import create_model, save_checkpoint
+
+    torch.manual_seed(1)
+    model = create_model("hmr_resnet18", body="open", n_iter=3)
+    return save_checkpoint(model, tmp_path_factory.mktemp("aux") / "aux.safetensors", trained=True)
+
+
 @pytest.mark.parametrize("first_order", [True, False])
-def test_gradient_flow_first_vs_second_order(first_order):
+def test_gradient_flow_first_vs_second_order(first_order, aux_file):
     torch.manual_seed(0)
-    m = make_module(first_order=first_order, inner="per_batch", inner_lr=1e-2)
+    m = make_module(first_order=first_order, inner="per_batch", inner_lr=1e-2, aux_checkpoint=aux_file,
+                    aux_supervised="false")
     batch = {**make_batch(2, seed=5), "pose": torch.zeros(2, 72), "betas": torch.zeros(2, 10),
              "pose_3d": torch.cat([torch.randn(2, 24, 3), torch.ones(2, 24, 1)], -1)}
     batch["pose"][:, 0] = 3.14159
@@ -107,3 +118,25 @@ def test_gradient_flow_first_vs_second_order(first_order):
     main_grad = sum(float(p.grad.abs().sum()) for p in m.model.parameters() if p.grad is not None)
     assert main_grad > 0
     assert (aux_grad > 0) == (not first_order)      # only a second-order inner step reaches the aux net
+    # a loaded aux network that gets no gradient is frozen and not optimised (DDP needs that)
+    optimised = {id(p) for g in m.configure_optimizers().param_groups for p in g["params"]}
+    aux_params = list(m.aux.parameters())
+    assert all(p.requires_grad != first_order for p in aux_params)
+    assert all((id(p) in optimised) == (not first_order) for p in aux_params)
+
+
+def test_aux_network_is_trained_when_not_loaded():
+    """Without aux_checkpoint the auxiliary network is supervised on the GT (at the main lr):
+    a random one would give noise as pseudo-SMPL."""
+    m = make_module()
+    assert m.options["aux_supervised"] is True and m.aux_trainable
+    groups = m.configure_optimizers().param_groups
+    assert len(groups) == 2 and groups[1]["lr"] == groups[0]["lr"]
+    batch = {**make_batch(2, seed=5), "pose": torch.zeros(2, 72), "betas": torch.zeros(2, 10),
+             "pose_3d": torch.cat([torch.randn(2, 24, 3), torch.ones(2, 24, 1)], -1)}
+    loss, logs, _ = m.compute(batch)
+    assert any(k.startswith("aux/") for k in logs)
+    loss.backward()
+    assert sum(float(p.grad.abs().sum()) for p in m.aux.parameters() if p.grad is not None) > 0
+    with pytest.raises(ValueError, match="aux_checkpoint"):
+        make_module(aux_supervised="false")

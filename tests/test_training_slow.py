@@ -50,7 +50,7 @@ def test_hmr_overfits_16_samples(synth16, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["hmr", "spin"])
+@pytest.mark.parametrize("method", ["hmr", "spin", "meta-hmr"])
 def test_ddp_two_cpu_processes(method, synth16, tmp_path):
     """`--devices 2` on CPU: Lightning's DDP (gloo) runs a few steps; both processes share
     the steps (each takes its own half of the stream positions) and rank 0 exports. For
@@ -60,6 +60,13 @@ def test_ddp_two_cpu_processes(method, synth16, tmp_path):
             "logging.checkpoint_every=2", "logging.log_every=1"]
     if method == "spin":
         sets += ["method_options.smplify_iters=2", "method_options.use_gt_smpl=false"]
+    if method == "meta-hmr":  # a loaded, frozen aux network (DDP used to refuse its gradient-less parameters)
+        from core.models import create_model, save_checkpoint
+
+        aux = save_checkpoint(create_model("hmr_resnet18", body="open", n_iter=3), tmp_path / "aux.safetensors",
+                              trained=True)
+        sets += ["method_options.main_iters=2", f"method_options.aux_checkpoint={aux}",
+                 "method_options.aux_supervised=false"]
     cmd = [sys.executable, "-m", "training", method, "--data", f"synthetic:{synth16}", "--max-steps", "2",
            "--batch-size", "2", "--devices", "2", "--accelerator", "cpu", "--out", str(tmp_path)]
     cmd += sum([["--set", s] for s in sets], [])

@@ -81,8 +81,11 @@ class HMRDataModule(pl.LightningDataModule):
         # its own generator: creating an iterator must not draw from the global RNG (the
         # dropout masks of a resumed run would shift at every epoch boundary)
         gen = torch.Generator().manual_seed(int(cfg["seed"]) + rank)
-        return DataLoader(stream, batch_size=bs, sampler=sampler, num_workers=int(cfg["num_workers"]),
-                          drop_last=True, persistent_workers=False, pin_memory=False, generator=gen)
+        # workers live across epochs (the sampler runs in this process, so batches do not
+        # depend on it); page-locked batches when a GPU takes them
+        workers = int(cfg["num_workers"])
+        return DataLoader(stream, batch_size=bs, sampler=sampler, num_workers=workers, drop_last=True,
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(), generator=gen)
 
     def val_dataloader(self):
         if self.val_set is None:

@@ -65,6 +65,8 @@ from core.eval.metrics import (SurfaceLookup, auc, confusion_matrix, iuv_scores,
                                pck, pve, segmentation_scores)
 from core.geometry import FOCAL_LENGTH, IMG_RES
 from core.models import evaluate_state
+from core.models.body_ref import BodyHolder
+from core.models.ief import IEFOutput, IEFRegressor
 from core.render.camera import spin_intrinsics
 from core.render.iuv import iuv_from_raycast
 from core.render.parts import densepose_to_lsp6
@@ -73,10 +75,32 @@ from training.targets import keypoints_to_pixels
 __all__ = ["load_regressor", "predict", "Evaluator", "tto_curves", "write_report", "main"]
 
 
+class MeanPoseBaseline(BodyHolder, IEFRegressor):
+    """The reference every learned model must beat: the body's mean pose and shape with its
+    mean camera, whatever the image (``--checkpoint mean``)."""
+
+    input_size = (IMG_RES, IMG_RES)
+
+    def __init__(self, body):
+        super().__init__(1, mean_params=body)
+        self._set_body(body)
+        self.weights_trained = False
+
+    def forward(self, images: torch.Tensor) -> IEFOutput:
+        B = images.shape[0]
+        return IEFOutput([self.initial_state(B)], images.new_zeros(B, 1))
+
+
 def load_regressor(path, body=None, img_res: int | None = None):
     """A project checkpoint → model in eval mode, taking ``img_res``² crops (default: the
-    resolution it was trained at, from its description)."""
+    resolution it was trained at, from its description). ``path == "mean"``: the
+    :class:`MeanPoseBaseline` of `body` (default the open body)."""
     from core.models import load_project_checkpoint
+
+    if str(path) == "mean":
+        from core.body import load_body
+
+        return MeanPoseBaseline(body if body is not None else load_body("open")).eval()
 
     model = load_project_checkpoint(path, body=body)
     res = img_res or model.checkpoint_config.get("config", {}).get("img_res")
@@ -435,7 +459,8 @@ def main(argv=None) -> int:
     from training.data import build_source
 
     ap = argparse.ArgumentParser(prog="python -m training.eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="project checkpoint (.safetensors) of a trained regressor")
+    ap.add_argument("--checkpoint", required=True, help="project checkpoint (.safetensors) of a trained regressor, "
+                    "or 'mean' for the mean-pose baseline")
     ap.add_argument("--data", required=True, help="synthetic:DIR or npz:FILE=IMG_ROOT")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--protocol", default="h36m", choices=["h36m", "mpi-inf"])

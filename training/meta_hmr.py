@@ -24,7 +24,11 @@ One training step on a batch:
    Adam with the main network at ``optim.lr`` (outer_lr 1e-4) and the auxiliary network at
    ``aux_lr`` (1e-6). As released, the auxiliary network gets gradients only through a
    second-order inner step; ``aux_supervised: true`` adds the paper's "L_train on the
-   auxiliary network" (its own loss against the GT, × 60).
+   auxiliary network" (its own loss against the GT, × 60). The auxiliary network must be
+   trained: either loaded (``aux_checkpoint``, e.g. the HMR recipe's result) or supervised
+   alongside (``aux_supervised``, the default when no checkpoint is given; then at
+   ``optim.lr``). An auxiliary network that gets no gradient (loaded, first order, not
+   supervised) is frozen and left out of the optimiser, so DDP runs.
 
 The head always runs in float32 (also under mixed precision) so the inner gradient does not
 underflow. Main network: ``main_iters`` (10) IEF iterations; auxiliary: ``aux_iters`` (3),
@@ -137,7 +141,8 @@ class MetaHMRModule(BaseModule):
         "main_iters": 10,
         "aux_iters": 3,
         "aux_checkpoint": None,
-        "aux_supervised": False,        # paper: L_train on the aux network too
+        "aux_supervised": None,         # paper: L_train on the aux network too; None = only when
+                                        # there is no aux_checkpoint (a random aux gives noise)
         "pseudo_mask_by_gt_flags": True,
     }
 
@@ -153,6 +158,17 @@ class MetaHMRModule(BaseModule):
                              f"{type(self.model).__name__}: CLIFF's full-frame camera is not wired into this trainer")
         if o["aux_checkpoint"]:
             self._load_aux(o["aux_checkpoint"])
+        if o["aux_supervised"] is None:
+            o["aux_supervised"] = not o["aux_checkpoint"]
+        # the auxiliary network learns only from its own supervision or through a
+        # second-order inner step; otherwise it is frozen and left out of the optimiser
+        # (DDP refuses parameters that never get a gradient)
+        self.aux_trainable = bool(o["aux_supervised"]) or not bool(o["first_order"])
+        self.aux.requires_grad_(self.aux_trainable)
+        if not o["aux_checkpoint"] and not o["aux_supervised"]:
+            raise ValueError("Meta-HMR's auxiliary network gives the pseudo-SMPL targets of the inner step: load a "
+                             "trained one (method_options.aux_checkpoint=FILE, e.g. the HMR recipe's "
+                             "final.safetensors) or train it alongside (method_options.aux_supervised=true)")
         self.head_names = sorted(head_parameters(self.model))
         # not a registered submodule: its parameters are the main network's
         object.__setattr__(self, "runner", HeadRunner(self.model))
@@ -169,8 +185,11 @@ class MetaHMRModule(BaseModule):
 
     def configure_optimizers(self):
         o = self.cfg["optim"]
-        groups = [{"params": list(self.model.parameters()), "lr": float(o["lr"])},
-                  {"params": list(self.aux.parameters()), "lr": float(self.options["aux_lr"])}]
+        groups = [{"params": list(self.model.parameters()), "lr": float(o["lr"])}]
+        if self.aux_trainable:
+            # a loaded aux network is fine-tuned at aux_lr; one trained from scratch at the main lr
+            lr = float(self.options["aux_lr"]) if self.options["aux_checkpoint"] else float(o["lr"])
+            groups.append({"params": list(self.aux.parameters()), "lr": lr})
         return torch.optim.Adam(groups, weight_decay=float(o["weight_decay"]))
 
     def exported_models(self):

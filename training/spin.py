@@ -38,7 +38,8 @@ __all__ = ["SPINModule", "fit_scores"]
 def fit_scores(body, pose: torch.Tensor, betas: torch.Tensor, keypoints_px: torch.Tensor):
     """SPIN's score of fits: (B,) mean over 49 joints of SMPLify's per-joint reprojection
     term, the camera translation (B, 3) fitted to the GT keypoints, and the body output."""
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(keypoints_px.device.type, enabled=False):  # geometry in float32
+        pose, betas, keypoints_px = pose.float(), betas.float(), keypoints_px.float()
         out = body_at(body, pose, betas, full_mesh=False)
         transl = camera_for(out.joints, keypoints_px, body)
         j2d = project_crop(out.joints, transl, FOCAL_LENGTH, IMG_RES)
@@ -117,9 +118,10 @@ class SPINModule(HMRModule):
     def update_fits(self, batch, pred_state, opt_pose, opt_betas, opt_score, kp_px):
         """SMPLify from the prediction; keep per sample the better of old and new fit."""
         o = self.options
-        init = FitInit.from_rotmats(pred_state.rotmat.detach(), pred_state.betas.detach(), cam=pred_state.cam.detach())
-        with torch.enable_grad():
-            res = run_smplify(self.body, kp_px.detach(), init=init, prior=self._prior_for_body(),
+        init = FitInit.from_rotmats(pred_state.rotmat.detach().float(), pred_state.betas.detach().float(),
+                                    cam=pred_state.cam.detach().float())
+        with torch.enable_grad(), self.fp32():  # SMPLify in float32 under any precision
+            res = run_smplify(self.body, kp_px.detach().float(), init=init, prior=self._prior_for_body(),
                               num_iters=int(o["smplify_iters"]), step_size=float(o["smplify_lr"]))
         new_pose = torch.cat([res.global_orient, res.body_pose], 1).to(opt_pose)
         better = (res.fit_score.to(opt_score) < opt_score) & res.fitted.to(opt_score.device)

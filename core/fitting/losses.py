@@ -27,7 +27,10 @@ SMPLIFY_IGNORED = (1, 9, 12, 27, 28)
 
 
 def gmof(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Geman–McClure robustifier ``ρ(x) = σ² x² / (σ² + x²)`` (elementwise)."""
+    """Geman–McClure robustifier ``ρ(x) = σ² x² / (σ² + x²)`` (elementwise), computed in at
+    least float32 (σ² x² overflows float16 from |x| ≈ 2.6 at σ = 100)."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
     x2 = x * x
     s2 = sigma * sigma
     return s2 * x2 / (s2 + x2)

@@ -212,7 +212,11 @@ def estimate_translation(joints3d: torch.Tensor, joints2d: torch.Tensor,
         raise ValueError(f"estimate_translation: joints2d must be (B, J, 3) = (u, v, conf) matching "
                          f"joints3d {tuple(joints3d.shape)}, got {tuple(joints2d.shape)}")
     B, J, _ = joints3d.shape
-    dtype, device = joints3d.dtype, joints3d.device
+    # least squares in at least float32, also under autocast (no half-precision LU)
+    dtype, device = torch.promote_types(joints3d.dtype, torch.float32), joints3d.device
+    joints3d, joints2d = joints3d.to(dtype), joints2d.to(dtype)
+    if fallback is not None:
+        fallback = fallback.to(dtype)
     f = torch.as_tensor(focal, dtype=dtype, device=device)
     f = f.expand(B) if f.ndim == 0 else f.reshape(B)
     if center is None:
@@ -233,8 +237,9 @@ def estimate_translation(joints3d: torch.Tensor, joints2d: torch.Tensor,
     rhs_y = d[..., 1] * Z - fJ * Y
     Q = torch.cat([rows_x, rows_y], dim=1) * torch.cat([w, w], dim=1)[..., None]   # (B, 2J, 3)
     r = torch.cat([rhs_x, rhs_y], dim=1) * torch.cat([w, w], dim=1)                # (B, 2J)
-    A = Q.transpose(1, 2) @ Q
-    b = (Q.transpose(1, 2) @ r[..., None])[..., 0]
+    with torch.autocast(device.type, enabled=False):
+        A = Q.transpose(1, 2) @ Q
+        b = (Q.transpose(1, 2) @ r[..., None])[..., 0]
     valid = (conf > 0).sum(dim=1) >= 2
     if not bool(valid.all()):
         bad = torch.nonzero(~valid).flatten().tolist()
@@ -245,7 +250,8 @@ def estimate_translation(joints3d: torch.Tensor, joints2d: torch.Tensor,
         eye = torch.eye(3, dtype=dtype, device=device)
         A = torch.where(valid[:, None, None], A, eye)
         b = torch.where(valid[:, None], b, torch.zeros_like(b))
-    t, info = torch.linalg.solve_ex(A, b)
+    with torch.autocast(device.type, enabled=False):
+        t, info = torch.linalg.solve_ex(A, b)
     # an exactly singular system may not give an exact zero pivot (LAPACK builds differ):
     # also treat an ill-conditioned one as singular
     cond = torch.linalg.cond(A)
