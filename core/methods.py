@@ -28,6 +28,7 @@ import numpy as np
 from core.trace import Trace
 
 __all__ = [
+    "default_weights",
     "NUM_KEYPOINTS",
     "MethodInputs",
     "Method",
@@ -337,6 +338,16 @@ def run_method(name: str, inputs: MethodInputs, progress: Optional[ProgressFn] =
 
 
 _INPUT_NEEDS = {"keypoints": "keypoints", "keypoints_full": "keypoints_full"}
+
+
+def default_weights(name: str, body_name: str = "open") -> Optional[str]:
+    """What method `name` runs on when the user gives no checkpoint: a one-line description
+    of the weights shipped for it (``assets/weights``, see ``core.models.shipped``), or None
+    when it has none here (then a learned method is untrained)."""
+    from core.models.shipped import method_weights
+
+    found = method_weights(name, body_name)
+    return found.summary if found is not None else None
 
 
 def missing_needs(name: str, inputs: MethodInputs) -> list[str]:

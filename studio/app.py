@@ -120,6 +120,8 @@ def trace_badge(trace: Trace) -> str:
     parts = [f"<b>{_esc(trace.method)}</b> · {len(trace.steps)} steps · body: {_esc(trace.body)}"]
     if meta.get("checkpoint"):
         parts.append(f"checkpoint: {_esc(Path(str(meta['checkpoint'])).name)}")
+    elif meta.get("weights"):
+        parts.append(_esc(str(meta["weights"])))
     warn = meta.get("warning") or meta.get("init_warning")
     if meta.get("weights_trained") is False or warn:
         text = warn or "untrained weights: the meshes show the architecture, not a result"
@@ -133,9 +135,13 @@ def method_note(choice: Optional[MethodChoice]) -> str:
     if not choice.runnable:
         return _box(f"⚠ <b>{_esc(choice.name)}</b> cannot run here: {_esc(choice.reason)}", "err")
     text = f"<b>{_esc(choice.name)}</b> — {_esc(choice.description)}"
+    starts = "starts from a regressor with " if choice.family == "optimisation" else ""
     if choice.untrained:
-        return _box(f"⚠ {text}<br><b>Untrained weights</b> (no checkpoint was given to this server): the "
-                    f"result shows what the architecture does step by step, not a trained prediction.", "warn")
+        what = "Starts from an untrained regressor" if starts else "Untrained weights"
+        return _box(f"⚠ {text}<br><b>{what}</b> (no checkpoint was given to this server): the result shows "
+                    f"what the architecture does step by step, not a trained prediction.", "warn")
+    if choice.weights:
+        text += f"<br>Weights: {_esc(starts + choice.weights)}"
     return _box(text, "ok")
 
 

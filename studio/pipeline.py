@@ -10,12 +10,13 @@ from __future__ import annotations
 import inspect
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from core.methods import MethodInputs, available_methods, create_method, method_info, missing_needs
+from core.methods import MethodInputs, available_methods, create_method, default_weights, method_info, missing_needs
 from core.trace import Trace
 
 from .config import StudioConfig
@@ -145,9 +146,11 @@ class MethodChoice:
         description: one line.
         runnable: whether it can run with this server's resources.
         reason: why not ('' when runnable).
-        untrained: it is a learned model without user weights: results show the architecture,
-            not a trained prediction.
+        untrained: it is (or, for test-time optimisation, starts from) a learned model with
+            neither user weights nor shipped ones: results show the architecture, not a
+            trained prediction.
         iterative: its builder takes ``num_iters`` (an optimisation: preview + iteration control).
+        weights: where its weights come from, in words ('' for methods without weights).
     """
 
     name: str
@@ -157,6 +160,7 @@ class MethodChoice:
     reason: str = ""
     untrained: bool = False
     iterative: bool = False
+    weights: str = ""
 
     @property
     def label(self) -> str:
@@ -164,6 +168,8 @@ class MethodChoice:
         badges = []
         if self.untrained:
             badges.append("⚠ untrained weights")
+        elif self.weights.startswith("trained on synthetic"):
+            badges.append("trained on synthetic data")
         if not self.runnable:
             badges.append("unavailable")
         return f"{self.name} ({self.family})" + (f" — {', '.join(badges)}" if badges else "")
@@ -203,11 +209,19 @@ def method_choices(config: StudioConfig, include_unavailable: bool = True) -> li
             reason = "needs the SMPL body files (start the studio with --smpl-dir)"
         elif "checkpoint" in info.needs and name not in config.checkpoints:
             reason = f"needs a checkpoint (start the studio with --checkpoint {name}=PATH)"
-        learned = "checkpoint" in params and info.family != "optimisation"
-        untrained = learned and name not in config.checkpoints
+        learned = "checkpoint" in params
+        weights = ""
+        if learned:
+            if name in config.checkpoints:
+                weights = f"your checkpoint ({Path(str(config.checkpoints[name])).name})"
+            else:
+                shipped = default_weights(name) if config.smpl_dir is None else None
+                weights = shipped or "untrained (no checkpoint given to this server)"
+        untrained = learned and weights.startswith("untrained")
         iterative = "num_iters" in params
         out.append(MethodChoice(name=name, family=info.family, description=info.description,
-                                runnable=not reason, reason=reason, untrained=untrained, iterative=iterative))
+                                runnable=not reason, reason=reason, untrained=untrained, iterative=iterative,
+                                weights=weights))
     out.sort(key=lambda c: (not c.runnable, c.untrained, c.name))
     return out
 

@@ -83,7 +83,13 @@ def test_pyramid_and_global_shapes(model):
         4: (2, 48, 64, 64), 8: (2, 48, 32, 32), 16: (2, 48, 16, 16), 32: (2, 144, 8, 8)}
     assert tuple(out.global_map.shape) == (2, 288, 2, 2)
     assert out.landmarks is None and out.segmentation is None
-    assert model.forward_pooled(torch.rand(2, 3, 256, 256)).shape == (2, model.pooled_channels) == (2, 1152)
+    x = torch.rand(2, 3, 256, 256)
+    pooled = model.forward_pooled(x)
+    assert pooled.shape == (2, model.pooled_channels) == (2, 1464)
+    full = model(x)
+    torch.testing.assert_close(pooled[:, :1152], full.global_map.flatten(1) * 10.0)
+    torch.testing.assert_close(pooled[:, 1152:1152 + 195].reshape(2, 39, 5)[..., :2], full.landmarks[..., :2] / 256)
+    torch.testing.assert_close(pooled[:, -117:], full.world_landmarks.flatten(1))
 
 
 def test_only_requested_branches_run(model):

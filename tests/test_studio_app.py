@@ -96,9 +96,16 @@ def test_method_choices_label_untrained_and_iterative():
     choices = {c.name: c for c in method_choices(StudioConfig())}
     if "smplify" in choices:
         assert choices["smplify"].iterative and not choices["smplify"].untrained and choices["smplify"].runnable
-    for name in ("hmr", "pymaf", "cliff"):
+    from core.methods import default_weights
+
+    for name in ("hmr", "pymaf", "cliff", "eft", "meta-hmr"):
         if name in choices and choices[name].runnable:
-            assert choices[name].untrained and "untrained" in choices[name].label
+            shipped = default_weights(name)
+            assert choices[name].untrained == (shipped is None)
+            assert ("untrained" in choices[name].label) == (shipped is None)
+            assert choices[name].weights == (shipped or "untrained (no checkpoint given to this server)")
+            if shipped:
+                assert "trained on synthetic data" in choices[name].label
     with pytest.raises(ValueError, match="unknown method"):
         method_choices(StudioConfig(methods=["no_such_method"]))
 

@@ -80,6 +80,23 @@ def test_bf16_mixed_precision_runs(method, synth, tmp_path):
     assert sorted(losses) == [0, 1] and all(np.isfinite(list(losses.values())))
 
 
+def test_frozen_backbone_trains_only_the_head(synth, tmp_path):
+    """optim.backbone_lr=0: the pretrained backbone stays as it was, the IEF head learns."""
+    extra = ["optim.backbone_lr=0"]
+    cfg = load_config("hmr", None, TINY + extra + [f"out_dir={tmp_path}"], f"synthetic:{synth}")
+    pl.seed_everything(0)
+    before = {k: v.clone() for k, v in module_class("hmr")(cfg).model.state_dict().items()}
+    losses, module, _ = run("hmr", f"synthetic:{synth}", tmp_path, 2, extra=extra)
+    after = module.model.state_dict()
+    trunk = {n for n, _ in module.model.backbone.named_parameters()}
+    assert trunk and all(not p.requires_grad for p in module.model.backbone.parameters())
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.split(".")[0] in ("fc1", "fc2", "decpose", "decshape", "deccam") for k in changed)
+    groups = module.configure_optimizers().param_groups
+    assert len(groups) == 1 and not ({id(p) for p in groups[0]["params"]}
+                                     & {id(p) for p in module.model.backbone.parameters()})
+
+
 def test_train_loader_keeps_its_workers(synth, tmp_path):
     cfg = load_config("hmr", None, TINY + ["num_workers=1", f"out_dir={tmp_path}"], f"synthetic:{synth}")
     loader = HMRDataModule(cfg).train_dataloader()

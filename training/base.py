@@ -103,9 +103,32 @@ class BaseModule(pl.LightningModule):
             return build_targets(self.body, batch, full_mesh=self.need_vertices(), **kw)
 
     # ------------------------------------------------------------------ Lightning
+    def backbone_frozen(self) -> bool:
+        """``optim.backbone_lr: 0``: the pretrained backbone is not trained (eval mode, no
+        gradients, not in the optimiser) — only the heads learn."""
+        lr = self.cfg["optim"].get("backbone_lr")
+        return lr is not None and float(lr) == 0.0 and hasattr(self.model, "backbone")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and getattr(self, "model", None) is not None and self.backbone_frozen():
+            self.model.backbone.eval()       # frozen batch-norm statistics too
+        return self
+
     def configure_optimizers(self):
         o = self.cfg["optim"]
-        return torch.optim.Adam(self.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+        lr, backbone_lr = float(o["lr"]), o.get("backbone_lr")
+        if backbone_lr is None or not hasattr(self.model, "backbone"):
+            return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=float(o["weight_decay"]))
+        trunk = {id(p) for p in self.model.backbone.parameters()}
+        if self.backbone_frozen():
+            self.model.backbone.requires_grad_(False)
+            self.model.backbone.eval()
+        rest = [p for p in self.parameters() if id(p) not in trunk and p.requires_grad]
+        groups = [{"params": rest, "lr": lr}]
+        if not self.backbone_frozen():
+            groups.append({"params": list(self.model.backbone.parameters()), "lr": float(backbone_lr)})
+        return torch.optim.Adam(groups, weight_decay=float(o["weight_decay"]))
 
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -196,10 +219,11 @@ class BaseModule(pl.LightningModule):
         """file stem → network to export (``final`` is the method's model)."""
         return {"final": self.model}
 
-    def export(self, out_dir) -> list[Path]:
+    def export(self, out_dir, global_step: int | None = None) -> list[Path]:
         """Save the trained network(s) as ``<out_dir>/<stem>.safetensors`` (+ JSON)."""
         out = []
-        info = {"method": self.cfg["method"], "global_step": int(self.global_step), "img_res": self.cfg["img_res"],
+        step = int(self.global_step if global_step is None else global_step)
+        info = {"method": self.cfg["method"], "global_step": step, "img_res": self.cfg["img_res"],
                 "data": self.cfg["data"]["train"], "loss": self.cfg["loss"], "method_options": self.options}
         for stem, model in self.exported_models().items():
             model.weights_trained = True

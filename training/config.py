@@ -16,7 +16,8 @@ Top-level keys:
 ``num_workers``     data-loader workers per process
 ``max_steps``       optimisation steps
 ``seed``            model init and data stream seed
-``optim``           ``lr``, ``weight_decay`` (Adam)
+``optim``           ``lr``, ``weight_decay`` (Adam); ``backbone_lr`` (null = ``lr``; 0 = the
+                    pretrained backbone is frozen and only the heads learn)
 ``loss``            SPIN-style weights: ``keypoint_2d``, ``keypoint_3d``, ``pose``, ``betas``,
                     ``vertices``, ``camera``, ``openpose_weight``, ``gt_weight``, ``scale`` (×60)
 ``augment``         ``core.data.AugmentConfig`` fields (npz data) and ``synthetic_pixel_noise``
@@ -50,7 +51,7 @@ DEFAULTS: dict = {
     "num_workers": 4,
     "max_steps": 10000,
     "seed": 0,
-    "optim": {"lr": 5e-5, "weight_decay": 0.0},
+    "optim": {"lr": 5e-5, "weight_decay": 0.0, "backbone_lr": None},
     "loss": {"keypoint_2d": 5.0, "keypoint_3d": 5.0, "pose": 1.0, "betas": 0.001, "vertices": 0.0,
              "camera": 1.0, "openpose_weight": 0.0, "gt_weight": 1.0, "scale": 60.0},
     "augment": {"enabled": True, "flip_prob": 0.5, "rot_factor": 30.0, "rot_zero_prob": 0.6,

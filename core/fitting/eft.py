@@ -36,7 +36,7 @@ from core.trace import Trace
 from .losses import keypoint_loss_2d, leg_orientation_loss
 from .tto import (ProgressFn, TTOResult, build_regressor, concat_rows, evaluate_regressor_state, prepare_tto_inputs,
                   regressor_forward, result_rows, run_on_method_inputs, set_exemplar_mode, tto_step, tto_trace,
-                  tto_trace_meta, working_copy)
+                  tto_trace_meta, weights_meta, working_copy)
 
 __all__ = ["EFTConfig", "EFTResult", "eft_targets", "eft_loss", "run_eft", "EFTMethod"]
 
@@ -203,7 +203,8 @@ class EFTMethod:
 
     Args:
         model: a ``core.models`` HMR-like model, or None to build ``create_model(arch,
-            body)`` (untrained unless ``checkpoint`` is given).
+            body)`` — with ``checkpoint`` loaded when given, else the shipped HMR weights
+            on the open body (:mod:`core.models.shipped`), else untrained.
         checkpoint: SPIN-style official checkpoint (``.pt``) or project checkpoint
             (``.safetensors``) to load.
         body: "open" (default) / "smpl" (with ``smpl_dir``) / a BodyModel.
@@ -212,12 +213,12 @@ class EFTMethod:
     """
 
     def __init__(self, model=None, checkpoint=None, body="open", smpl_dir=None, arch: str = "hmr", **config):
-        self.model = build_regressor(model, checkpoint, body, smpl_dir, arch)
+        self.model = build_regressor(model, checkpoint, body, smpl_dir, arch, method="eft")
         self.config = EFTConfig(**config)
 
     def run(self, inputs, progress: Optional[ProgressFn] = None) -> Trace:
         return run_on_method_inputs("EFT", inputs, lambda crops, keypoints: run_eft(
-            self.model, crops, keypoints, self.config, progress=progress))
+            self.model, crops, keypoints, self.config, progress=progress, trace_meta=weights_meta(self.model)))
 
 
 def _register() -> None:

@@ -48,7 +48,7 @@ from core.trace import Trace
 from .losses import keypoint_loss_2d
 from .tto import (ProgressFn, TTOInputs, TTOResult, build_regressor, concat_rows, evaluate_regressor_state,
                   head_parameters, prepare_tto_inputs, regressor_forward, result_rows, run_on_method_inputs,
-                  tto_step, tto_trace, tto_trace_meta, working_copy)
+                  tto_step, tto_trace, tto_trace_meta, weights_meta, working_copy)
 
 __all__ = ["MetaHMRConfig", "MetaHMRResult", "meta_test_loss", "run_meta_hmr", "MetaHMRMethod"]
 
@@ -292,9 +292,12 @@ class MetaHMRMethod:
     def __init__(self, model=None, aux_model=None, checkpoint=None, body="open", smpl_dir=None,
                  arch: str = "hmr", main_n_iter: int = 10, aux_n_iter: int = 3, **config):
         if model is None:
-            model = build_regressor(None, None, body, smpl_dir, arch, n_iter=main_n_iter)
+            # without a Meta-HMR checkpoint, on the open body: the shipped HMR (plainly trained,
+            # not meta-trained) is both the main network and the auxiliary one
+            method = "meta-hmr" if checkpoint is None else None
+            model = build_regressor(None, None, body, smpl_dir, arch, method=method, n_iter=main_n_iter)
             if aux_model is None:
-                aux_model = build_regressor(None, None, model.body, None, arch, n_iter=aux_n_iter)
+                aux_model = build_regressor(None, None, model.body, None, arch, method=method, n_iter=aux_n_iter)
             if checkpoint is not None:
                 from core.models import load_meta_hmr_checkpoint
                 load_meta_hmr_checkpoint(model, checkpoint, "model")
@@ -303,7 +306,10 @@ class MetaHMRMethod:
         self.config = MetaHMRConfig(**config)
 
     def run(self, inputs, progress: Optional[ProgressFn] = None) -> Trace:
-        aux_meta = {"aux_weights_trained": bool(getattr(self.aux_model, "weights_trained", False))}
+        aux_meta = {"aux_weights_trained": bool(getattr(self.aux_model, "weights_trained", False)),
+                    **weights_meta(self.model)}
+        if "weights" in aux_meta:
+            aux_meta["weights"] += " — a plainly trained HMR, not meta-trained; also the auxiliary network"
         return run_on_method_inputs("Meta-HMR", inputs, lambda crops, keypoints: run_meta_hmr(
             self.model, crops, keypoints, aux_model=self.aux_model, config=self.config, progress=progress,
             trace_meta=aux_meta))

@@ -24,7 +24,7 @@ from core.trace import Step, Trace
 from .keypoints import PreparedKeypoints, prepare_keypoints
 from .losses import keypoint_pixel_error, normalize_keypoints
 
-__all__ = ["HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
+__all__ = ["weights_meta", "HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
            "as_network_input", "regressor_body", "StateEval", "evaluate_regressor_state",
            "weak_projection_norm", "tto_step", "bn_running_stats", "ProgressFn", "TTOInputs",
            "prepare_tto_inputs", "regressor_forward", "working_copy", "TTOResult", "result_rows",
@@ -286,16 +286,31 @@ def run_on_method_inputs(name: str, inputs, fit: Callable) -> Trace:
     return trace
 
 
-def build_regressor(model, checkpoint, body, smpl_dir, arch, **model_cfg):
+def weights_meta(model) -> dict:
+    """Trace meta naming where a regressor's weights come from (shipped files), or {}."""
+    shipped = getattr(model, "shipped", None)
+    return {"weights": shipped.summary, "weights_file": shipped.path.name} if shipped is not None else {}
+
+
+def build_regressor(model, checkpoint, body, smpl_dir, arch, method: str | None = None, **model_cfg):
     """A regressor for the TTO methods: ``model`` when given, else ``create_model(arch,
     body, **model_cfg)`` with ``checkpoint`` loaded (SPIN-style ``.pt`` or project
-    ``.safetensors``) when given."""
+    ``.safetensors``) when given. Without either, for the default ``arch="hmr"`` on the open
+    body, the weights shipped for `method` (:mod:`core.models.shipped`) when present (their
+    own IEF iteration count is kept; `model_cfg` is then ignored)."""
     if model is not None:
         return model
     from core.body import load_body
     from core.models import create_model, load_official_checkpoint, load_project_checkpoint
+    from core.models.shipped import load_shipped, method_weights
 
+    if smpl_dir is not None and isinstance(body, str):
+        body = "smpl"
     body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
+    if checkpoint is None and arch == "hmr" and method is not None:
+        shipped = method_weights(method, getattr(body, "name", "open"))
+        if shipped is not None:
+            return load_shipped(shipped.name, body=body)
     if checkpoint is not None and str(checkpoint).endswith(".safetensors"):
         return load_project_checkpoint(checkpoint, body=body)
     model = create_model(arch, body=body, **model_cfg)

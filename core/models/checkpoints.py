@@ -378,7 +378,7 @@ def _json_path(path: Path) -> Path:
 
 
 def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
-                    trained: bool | None = None) -> Path:
+                    trained: bool | None = None, storage_dtype: torch.dtype | None = None) -> Path:
     """Save `model` as safetensors + a JSON sidecar (`<path>.json` with suffix replaced),
     each written atomically (temporary file + os.replace).
 
@@ -391,6 +391,8 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
         path: target file, conventionally `*.safetensors`.
         config: free-form JSON-serialisable information (e.g. {"notes": ..., "epochs": ...}).
         trained: overrides `model.weights_trained` in the description.
+        storage_dtype: store floating tensors in this dtype (e.g. torch.float16 to halve a
+            shipped file; loading casts them back into the model's float32 parameters).
     Returns:
         the path written.
     """
@@ -413,8 +415,16 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
         "weights_trained": bool(getattr(model, "weights_trained", False) if trained is None else trained),
         "config": dict(config or {}),
     }
+    if storage_dtype is not None:
+        description["storage_dtype"] = str(storage_dtype).replace("torch.", "")
     text = json.dumps(description, indent=2, sort_keys=True, default=str)
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+    def stored(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().cpu()
+        if storage_dtype is not None and v.is_floating_point():
+            v = v.to(storage_dtype)
+        return v.clone().contiguous()
+    tensors = {k: stored(v) for k, v in model.state_dict().items()}
     atomic_write_bytes(path, save(tensors, metadata={"hmr_studio": text}))
     atomic_write_bytes(_json_path(path), (text + "\n").encode())
     return path

@@ -35,7 +35,8 @@ class HMR(BodyHolder, IEFRegressor):
             (neutral mean; parameters only).
         backbone: "resnet50" (SPIN) or any name in ``core.models.backbones.BACKBONES``
             ("blazepose": the real-image-pretrained BlazePose GHUM; its 224 crops are resized
-            to 256 inside the backbone and its feature is the flattened 2×2×288 map).
+            to 256 inside the backbone; its feature is the 2×2×288 map plus the network's
+            own 2D and 3D landmarks, 1464 values).
         n_iter: IEF iterations (3).
 
     The backbone's modules are registered directly on this module, as in SPIN's checkpoint.

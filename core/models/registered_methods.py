@@ -18,6 +18,7 @@ from core.trace import Trace
 
 from .checkpoints import CheckpointError, load_official_checkpoint, load_project_checkpoint
 from .registry import create_model
+from .shipped import load_shipped, method_weights
 from .trace_adapters import cliff_trace, hmr_trace, pymaf_trace
 
 __all__ = ["RegressorMethod", "build_hmr", "build_pymaf", "build_cliff"]
@@ -61,8 +62,11 @@ def _model(name: str, body, checkpoint, device, **cfg) -> torch.nn.Module:
     return model.to(device) if device is not None else model
 
 
-def _meta(checkpoint) -> dict:
-    return {"checkpoint": str(checkpoint)} if checkpoint is not None else {}
+def _meta(checkpoint, model=None) -> dict:
+    if checkpoint is not None:
+        return {"checkpoint": str(checkpoint)}
+    shipped = getattr(model, "shipped", None)
+    return {"weights": shipped.summary, "weights_file": shipped.path.name} if shipped is not None else {}
 
 
 HMR_BACKBONES = {"resnet50": "hmr", "resnet18": "hmr_resnet18", "mobilenet_v2": "hmr_mobilenet_v2",
@@ -78,15 +82,27 @@ def _model_name(family: str, table: dict, backbone: str) -> str:
         raise ValueError(f"{family} backbone must be one of {sorted(table)}, got {backbone!r}") from None
 
 
-def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone: str = "resnet50") -> RegressorMethod:
+def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone: str | None = None) -> RegressorMethod:
     """HMR/SPIN regressor. `checkpoint`: SPIN's `model_checkpoint.pt` (needs the SMPL body:
     `smpl_dir=`) or a project `.safetensors`. `backbone`: "resnet50" (SPIN), "blazepose"
-    (pretrained on real photos, from the mediapipe wheel), "resnet18", "mobilenet_v2"."""
-    model = _model(_model_name("HMR", HMR_BACKBONES, backbone), _body(body, smpl_dir), checkpoint, device)
+    (pretrained on real photos, from the mediapipe wheel), "resnet18", "mobilenet_v2".
+
+    Without a checkpoint, on the open body, the shipped `hmr_blazepose` weights are used
+    (:mod:`core.models.shipped`; backbone None or "blazepose") when present; otherwise the
+    network is untrained ("resnet50" by default) and its Traces say so."""
+    b = _body(body, smpl_dir)
+    shipped = (method_weights("hmr", getattr(b, "name", "open"))
+               if checkpoint is None and backbone in (None, "blazepose") else None)
+    if shipped is not None:
+        model = load_shipped(shipped.name, body=b).eval()
+        model = model.to(device) if device is not None else model
+    else:
+        model = _model(_model_name("HMR", HMR_BACKBONES, backbone or "resnet50"), b, checkpoint, device)
+    meta = _meta(checkpoint, model)
 
     def run(m, inputs: MethodInputs) -> Trace:
         return hmr_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
-                         bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=_meta(checkpoint))
+                         bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=meta)
     return RegressorMethod(model, run)
 
 

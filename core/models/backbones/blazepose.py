@@ -56,6 +56,8 @@ INPUT_RESOLUTION = 256
 NUM_LANDMARKS = 39  # 33 body landmarks + 6 auxiliary (ROI) points
 PYRAMID_CHANNELS = {4: 48, 8: 48, 16: 48, 32: 144}
 GLOBAL_SHAPE = (288, 2, 2)
+GLOBAL_GAIN = 10.0   # the global map's entries are small (std ≈ 0.1, 90 % zeros after its ReLU6)
+POOLED_CHANNELS = int(np.prod(GLOBAL_SHAPE)) + NUM_LANDMARKS * 5 + NUM_LANDMARKS * 3   # 1464
 BLAZEPOSE_OUTPUTS = ("landmarks", "presence", "segmentation", "heatmaps", "world_landmarks",
                      "pyramid", "global")
 
@@ -161,13 +163,13 @@ class BlazePoseGHUM(nn.Module):
 
     Attributes:
         out_channels: 144 (the stride-32 map returned by :meth:`forward_features`).
-        pooled_channels: 1152 (the flattened 2×2 global map, :meth:`forward_pooled`).
+        pooled_channels: 1464 (:meth:`forward_pooled`: the global map and the landmarks).
         pyramid_channels: {4: 48, 8: 48, 16: 48, 32: 144}.
     """
 
     input_resolution = INPUT_RESOLUTION
     out_channels = PYRAMID_CHANNELS[32]
-    pooled_channels = int(np.prod(GLOBAL_SHAPE))
+    pooled_channels = POOLED_CHANNELS
     pyramid_channels = dict(PYRAMID_CHANNELS)
 
     def __init__(self, path: str | Path | None = None, input_norm: str = "imagenet"):
@@ -403,9 +405,21 @@ class BlazePoseGHUM(nn.Module):
         return self.forward(images, ("pyramid",)).pyramid
 
     def forward_pooled(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) → (B, 1152): the 2×2×288 global map flattened (channel-major), the
-        feature BlazePose's own landmark regression reads."""
-        return self.forward(images, ("global",)).global_map.flatten(1)
+        """(B, 3, H, W) → (B, 1464): what the network knows about the whole body, for a
+        regression head —
+
+        * the 2×2×288 global map (channel-major, × :data:`GLOBAL_GAIN` = 10: its entries
+          are small and mostly zero), 1152 values;
+        * its 39 landmarks as (x/256, y/256, z/256, σ(visibility), σ(presence)), 195 values;
+        * its 39 world landmarks (metres, hip-centred), 117 values.
+
+        The landmarks are linear in the global map, but given explicitly a head starts from
+        the joints' 2D and 3D positions instead of having to find them in a sparse code.
+        """
+        o = self.forward(images, ("global", "landmarks", "world_landmarks"))
+        lm = o.landmarks
+        lm = torch.cat([lm[..., :3] / INPUT_RESOLUTION, torch.sigmoid(lm[..., 3:5])], dim=-1)
+        return torch.cat([o.global_map.flatten(1) * GLOBAL_GAIN, lm.flatten(1), o.world_landmarks.flatten(1)], dim=1)
 
 
 def blazepose_ghum(path: str | Path | None = None, input_norm: str = "imagenet") -> BlazePoseGHUM:
