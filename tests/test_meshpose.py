@@ -216,6 +216,25 @@ def test_silhouette_loss_trains_visibility(lowpoly, posed_camera_vertices):
     assert torch.isfinite(w.grad).all() and w.grad.sum() > 0
 
 
+def test_silhouette_loss_is_a_per_pixel_mean(lowpoly, posed_camera_vertices):
+    """Normalised (the default): the same scene on a 56² and a 112² map gives about the same
+    loss, of the order of the other terms; the literal sums grow with the resolution and
+    are ~10³ larger."""
+    low = posed_camera_vertices[:1, lowpoly.vertex_ids]
+    V = lowpoly.num_vertices
+    values = {}
+    for side in (56, 112):
+        px = camera_to_pixel_space(low, FOCAL, (CROP / 2, CROP / 2), low[:, :, 2].mean(1))[..., :2] * (side / CROP)
+        mask = torch.from_numpy(raycast(low, lowpoly.faces, K, CROP, out_size=(side, side)).mask).float()
+        shifted = px + torch.tensor([side / 6, 0.0])  # a prediction beside the person
+        with torch.no_grad():
+            values[side] = [silhouette_loss(shifted, lowpoly.faces, torch.full((1, V), 0.8), mask, side, pad=4,
+                                            normalize=n).item() for n in (True, False)]
+    (mean56, sum56), (mean112, sum112) = values[56], values[112]
+    assert 0.7 < mean112 / mean56 < 1.4 and sum112 / sum56 > 3.0
+    assert 0.1 < mean56 < 50.0 and sum56 > 300 * mean56
+
+
 # ------------------------------------------------------------------ pixel space
 def test_pixel_space_round_trip_and_root_depth(body, lowpoly, posed_camera_vertices):
     v = posed_camera_vertices

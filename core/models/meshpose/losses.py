@@ -22,7 +22,8 @@ open, the docstring says which reading we took:
 - ``L_Is`` (:func:`silhouette_loss`): ``100·‖I_s − I_DP‖² + boundary term`` on the
   visibility-weighted soft silhouette, from ``core.render.soft``; rendered on a crop padded
   by ``pad`` pixels with the GT mask padded by zeros (out-of-crop vertices should get low
-  visibility).
+  visibility). *Our reading*: per-pixel means, boundary distances in image sides (the
+  literal sums are ~10³ times the other terms, and the eq. 11 weights then mean nothing).
 """
 from __future__ import annotations
 
@@ -128,7 +129,8 @@ def joint_loss(pred: torch.Tensor, gt: torch.Tensor, confidence: torch.Tensor | 
 
 
 def silhouette_loss(points2d: torch.Tensor, faces, visibility: torch.Tensor, target_mask, image_size,
-                    pad: int = 0, sigma: float | None = None, l2_weight: float = 100.0) -> torch.Tensor:
+                    pad: int = 0, sigma: float | None = None, l2_weight: float = 100.0,
+                    normalize: bool = True) -> torch.Tensor:
     """``L_Is``: visibility-weighted soft silhouette of the low-poly mesh against a GT mask.
 
     Args:
@@ -141,8 +143,14 @@ def silhouette_loss(points2d: torch.Tensor, faces, visibility: torch.Tensor, tar
             (0.08 px² on a 56×56 map). Larger values blur the silhouette well beyond the mesh
             when limbs are only a few pixels wide.
         l2_weight: the 100 of eq. 10.
+        normalize: per-pixel means (our reading of the paper, whose eq. 11 weights assume
+            terms of comparable size): both sums over the rendered pixels are divided by
+            their number, and the boundary distance D is measured in units of the rendered
+            image's side instead of pixels — so the term no longer grows with the map
+            resolution (with sums it was ≈ 3,600 on a 56² map against ≈ 3 for the weighted
+            vertex term). False: eq. 8–10 literally (sums, D in pixels).
     """
-    from core.render.soft import meshpose_silhouette_loss, soft_silhouette
+    from core.render.soft import boundary_distance_map, meshpose_silhouette_loss, soft_silhouette
 
     H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
     mask = torch.as_tensor(np.asarray(target_mask) if not torch.is_tensor(target_mask) else target_mask)
@@ -152,7 +160,11 @@ def silhouette_loss(points2d: torch.Tensor, faces, visibility: torch.Tensor, tar
         mask = F.pad(mask.float(), (pad, pad, pad, pad))
         points2d = points2d + pad
     sil = soft_silhouette(points2d, faces, (H + 2 * pad, W + 2 * pad), sigma=sigma, vertex_weights=visibility)
-    return meshpose_silhouette_loss(sil, mask.to(sil), l2_weight=l2_weight)
+    if not normalize:
+        return meshpose_silhouette_loss(sil, mask.to(sil), l2_weight=l2_weight)
+    side = float(max(sil.shape[-2:]))
+    distance = boundary_distance_map(mask).to(sil) / side
+    return meshpose_silhouette_loss(sil, mask.to(sil), distance_map=distance, l2_weight=l2_weight) / sil[0].numel()
 
 
 def weighted_total(terms: dict, weights: dict | None = None) -> torch.Tensor:
