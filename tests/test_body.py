@@ -181,6 +181,40 @@ def test_fake_smpl_folder_loads_with_chumpy_and_posedirs(tmp_path):
     assert torch.allclose(sub.vertices, ours.vertices[:, 100:200], atol=1e-6)
 
 
+def test_graphcmr_downsampling_with_pickled_meshes_loads(tmp_path):
+    """GraphCMR's published mesh_downsampling.npz also holds `M`, pickled `__main__.MyMesh`
+    objects: the loader reads only D/U/F and never unpickles M."""
+    import sys
+
+    from core.body import load_body
+    from core.body.loading import load_npz_with_object_arrays
+    from core.utils.io import UnsafePickleError
+
+    d = write_fake_smpl_dir(tmp_path / "smpl")
+    path = d / "mesh_downsampling.npz"
+    members = dict(np.load(path, allow_pickle=True))
+
+    class MyMesh:
+        def __init__(self, n):
+            self.n = n
+
+    main = sys.modules["__main__"]
+    MyMesh.__module__, MyMesh.__qualname__ = "__main__", "MyMesh"
+    setattr(main, "MyMesh", MyMesh)
+    try:
+        meshes = np.empty(2, dtype=object)
+        meshes[0], meshes[1] = MyMesh(1), MyMesh(2)
+        np.savez(path, M=meshes, **members)
+    finally:
+        delattr(main, "MyMesh")
+    with pytest.raises(UnsafePickleError, match="MyMesh"):
+        load_npz_with_object_arrays(path)                 # reading everything would unpickle M
+    assert set(load_npz_with_object_arrays(path, members=("D", "U", "F"))) == {"D", "U", "F"}
+    body = load_body("smpl", data_dir=d)
+    levels, ups = body.downsampling()
+    assert len(levels) == 2 and len(ups) == 2
+
+
 def test_missing_smpl_files_message(tmp_path):
     with pytest.raises(BodyFileError, match="SMPL_NEUTRAL.pkl.*open body"):
         load_body("smpl", data_dir=tmp_path)

@@ -102,15 +102,29 @@ def _find(folder: Path, names: list[str]) -> Path | None:
     return None
 
 
-def load_npz_with_object_arrays(path: Path) -> dict:
+def load_npz_with_object_arrays(path: Path, members=None) -> dict:
     """Read an .npz whose members may be pickled object arrays (e.g. GraphCMR's
-    mesh_downsampling.npz), unpickling those through the restricted unpickler."""
+    mesh_downsampling.npz), unpickling those through the restricted unpickler.
+
+    Args:
+        members: names to read (e.g. ("D", "U", "F")); None reads all. Members not asked for
+            are never unpickled — GraphCMR's file has an ``M`` of pickled mesh objects
+            (``__main__.MyMesh``) that nobody needs.
+    Raises:
+        KeyError: a requested member is missing (the message lists the file's members).
+    """
     from core.utils.io import restricted_load_pickle, to_plain_arrays
 
     out = {}
     with zipfile.ZipFile(path) as z:
-        for member in z.namelist():
-            key = member[:-4] if member.endswith(".npy") else member
+        names = {(m[:-4] if m.endswith(".npy") else m): m for m in z.namelist()}
+        if members is not None:
+            missing = [m for m in members if m not in names]
+            if missing:
+                raise KeyError(f"{path}: members {missing} are missing (it has {sorted(names)})")
+        for key, member in names.items():
+            if members is not None and key not in members:
+                continue
             raw = z.read(member)
             f = io.BytesIO(raw)
             version = np.lib.format.read_magic(f)
@@ -169,7 +183,7 @@ def load_smpl_dir(folder: Path, gender: str = "neutral") -> BodyModel:
         aux["mean_pose"], aux["mean_shape"], aux["mean_cam"] = mean_params()
     ds = _find(folder, ["mesh_downsampling.npz"])
     if ds is not None:
-        aux.update(_downsampling_aux(load_npz_with_object_arrays(ds)))
+        aux.update(_downsampling_aux(load_npz_with_object_arrays(ds, members=("D", "U", "F"))))
     uv = _find(folder, ["UV_data/UV_Processed.mat", "UV_Processed.mat"])
     faces = np.asarray(arrays["f"]).astype(np.int64)
     if uv is not None:
