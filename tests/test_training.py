@@ -48,7 +48,10 @@ def run(method, data, out, steps, extra=(), resume=None, precision="32"):
     rec = Recorder()
     trainer = build_trainer(cfg, 1, "cpu", precision=precision, callbacks=[rec])
     module = module_class(method)(cfg)
-    trainer.fit(module, HMRDataModule(cfg), ckpt_path=resume, weights_only=False)
+    from training.checkpoint_io import safe_checkpoint_globals
+
+    with safe_checkpoint_globals():
+        trainer.fit(module, HMRDataModule(cfg), ckpt_path=resume, weights_only=True)
     return rec.losses, module, trainer
 
 
@@ -102,6 +105,26 @@ def test_train_loader_keeps_its_workers(synth, tmp_path):
     loader = HMRDataModule(cfg).train_dataloader()
     assert loader.persistent_workers and loader.num_workers == 1
     assert loader.pin_memory == torch.cuda.is_available()
+
+
+def test_resume_refuses_a_checkpoint_that_names_code(synth, tmp_path):
+    """`--resume FILE` never runs code from FILE: a pickle whose __reduce__ calls a function
+    is refused before Lightning sees it, and the function does not run."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.ckpt"
+    with open(bad, "wb") as f:
+        pickle.dump({"state_dict": {}, "hyper_parameters": {}, "x": Payload()}, f)
+    with pytest.raises(Exception, match="not a checkpoint of this project's trainer"):
+        main(["hmr", "--data", f"synthetic:{synth}", "--out", str(tmp_path / "run"), "--resume", str(bad)]
+             + sum([["--set", s] for s in TINY], []))
+    assert not marker.exists()
 
 
 def test_gmof_is_float32_under_autocast():

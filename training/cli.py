@@ -117,7 +117,14 @@ def main(argv=None) -> int:
         ckpt_path = str(Path(cfg["out_dir"]) / "checkpoints" / "last.ckpt")
     if ckpt_path and not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"--resume: checkpoint not found: {ckpt_path}")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=False)
+    if ckpt_path:
+        from .checkpoint_io import load_training_checkpoint
+
+        load_training_checkpoint(ckpt_path)   # refuses (with a message) a file that names code
+    from .checkpoint_io import safe_checkpoint_globals
+
+    with safe_checkpoint_globals():           # NumPy arrays in the loop state, nothing else
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     if trainer.is_global_zero:
         out = Path(cfg["out_dir"])
         (out / "config.json").write_text(json.dumps(cfg, indent=1, default=str) + "\n")
