@@ -166,6 +166,7 @@ def _register(name, builder, description, family) -> None:
         pass
 
 
-_register("hmr", build_hmr, "HMR/SPIN regressor: ResNet-50 (or BlazePose), 3 IEF iterations", "spin")
+_register("hmr", build_hmr, "HMR/SPIN regressor, 3 IEF iterations: BlazePose backbone with the shipped weights on "
+                          "the open body, ResNet-50 for SPIN's checkpoint", "spin")
 _register("pymaf", build_pymaf, "PyMAF: mesh-aligned feedback over a 14/28/56 feature pyramid", "pymaf")
 _register("cliff", build_cliff, "CLIFF: HMR with bounding-box information and a full-frame camera", "cliff")
