@@ -100,6 +100,33 @@ def test_frozen_backbone_trains_only_the_head(synth, tmp_path):
                                      & {id(p) for p in module.model.backbone.parameters()})
 
 
+def test_second_stage_starts_from_weights_with_a_cosine_schedule(synth, tmp_path):
+    from core.models import create_model, save_checkpoint
+
+    torch.manual_seed(5)
+    start = save_checkpoint(create_model("hmr_resnet18", body="open"), tmp_path / "start.safetensors", trained=True)
+    extra = [f"init_from={start}", "optim.schedule=cosine", "optim.final_lr_ratio=0.1", "max_steps=10"]
+    cfg = load_config("hmr", None, TINY + extra + [f"out_dir={tmp_path}"], f"synthetic:{synth}")
+    module = module_class("hmr")(cfg)
+    ref = create_model("hmr_resnet18", body="open")
+    from core.models import load_project_checkpoint
+    ref.load_state_dict(load_project_checkpoint(start).state_dict())
+    for k, v in module.model.state_dict().items():
+        torch.testing.assert_close(v, ref.state_dict()[k])
+    sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(10):
+        lrs.append(sched.get_last_lr()[0])
+        sched.optimizer.step()
+        sched.step()
+    lr = float(cfg["optim"]["lr"])
+    assert lrs[0] == pytest.approx(lr) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert sched.get_last_lr()[0] == pytest.approx(0.1 * lr)
+    with pytest.raises(ValueError, match="holds a"):
+        module_class("hmr")(load_config("hmr", None, TINY + [f"init_from={start}", "model.name=hmr_mobilenet_v2",
+                                                              f"out_dir={tmp_path}"], f"synthetic:{synth}"))
+
+
 def test_train_loader_keeps_its_workers(synth, tmp_path):
     cfg = load_config("hmr", None, TINY + ["num_workers=1", f"out_dir={tmp_path}"], f"synthetic:{synth}")
     loader = HMRDataModule(cfg).train_dataloader()

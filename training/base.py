@@ -4,6 +4,8 @@ export of the trained network to the project's checkpoint format.
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import cv2
@@ -63,6 +65,14 @@ class BaseModule(pl.LightningModule):
         spec.pop("name", None)
         model = create_model(model_name, body=self._body0, **spec)
         set_input_size(model, self.cfg["img_res"])
+        if self.cfg.get("init_from") and name is None:
+            from core.models import load_project_checkpoint
+
+            start = load_project_checkpoint(self.cfg["init_from"], body=self._body0)
+            if start.model_config.get("name") != model_name:
+                raise ValueError(f"init_from {self.cfg['init_from']} holds a '{start.model_config.get('name')}' "
+                                 f"model, this run trains '{model_name}'")
+            model.load_state_dict(start.state_dict(), strict=True)
         return model
 
     @property
@@ -116,6 +126,22 @@ class BaseModule(pl.LightningModule):
         return self
 
     def configure_optimizers(self):
+        optimizer = self._optimizer()
+        o = self.cfg["optim"]
+        schedule = o.get("schedule", "constant")
+        if schedule == "constant":
+            return optimizer
+        if schedule != "cosine":
+            raise ValueError(f"optim.schedule must be 'constant' or 'cosine', got {schedule!r}")
+        total, floor = max(1, int(self.cfg["max_steps"])), float(o.get("final_lr_ratio", 0.1))
+
+        def factor(step: int) -> float:
+            t = min(step, total) / total
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _optimizer(self):
         o = self.cfg["optim"]
         lr, backbone_lr = float(o["lr"]), o.get("backbone_lr")
         if backbone_lr is None or not hasattr(self.model, "backbone"):
