@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,17 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.models.backbones import create_backbone  # noqa: E402
 from core.models.backbones.blazepose import BLAZEPOSE_OUTPUTS  # noqa: E402
-
-
-def best_time(fn, reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):  # oneDNN builds its kernels for a shape on the first calls
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 
 def make_runner(name: str):
@@ -70,7 +59,7 @@ def measure(name: str, batch: int, reps: int) -> tuple[float, float]:
     x = torch.randn(batch, 3, 224, 224)
     m.eval()
     with torch.inference_mode():
-        fwd = best_time(lambda: run(x), reps)
+        fwd = best_time(lambda: run(x), reps, warmup=3)   # oneDNN builds its kernels on the first calls
     m.train()
 
     def step():

@@ -15,7 +15,6 @@ Timings on a shared machine vary with its load: compare ratios, not absolute num
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -23,17 +22,7 @@ from core.body import load_body
 from core.geometry import cliff_bbox_info
 from core.models import create_model
 from core.models.prediction import evaluate_state
-
-
-def best_time(fn, reps: int) -> float:
-    """Best of `reps` timed calls after one warm-up call (seconds)."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from timing import best_time  # benchmarks/timing.py
 
 
 def bench_body_levels(body, model, batch: int, reps: int) -> tuple[float, float]:
