@@ -38,7 +38,6 @@ from torch import nn
 from core.geometry import FOCAL_LENGTH, IMG_RES
 
 from .backbones import create_backbone
-from .backbones.blazepose import PYRAMID_CHANNELS
 from .body_ref import BodyHolder
 from .ief import IEFRegressor, RegressorState
 from .inputs import validate_images
@@ -278,7 +277,8 @@ class PyMAF(BodyHolder, nn.Module):
             if layout == "official":
                 raise ValueError(f"PyMAF's official layout is ResNet-50 only; use layout='project' with {backbone!r}")
             map_channels = mlp_dims[0]
-            self.neck = nn.ModuleList(_pyramid_neck(PYRAMID_CHANNELS[s], map_channels) for s in PYRAMID_STRIDES)
+            channels = self.feature_extractor.pyramid_channels
+            self.neck = nn.ModuleList(_pyramid_neck(channels[s], map_channels) for s in PYRAMID_STRIDES)
         else:
             map_channels = 256
             deconv: list[nn.Module] = []

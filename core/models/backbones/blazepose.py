@@ -331,12 +331,13 @@ class BlazePoseGHUM(nn.Module):
         for s in self._plan(targets):
             a = env[s.inputs[0]]
             if s.kind == "conv":
+                conv = self.convs[s.key]
                 if s.same is not None:
                     kh, kw, sh, sw = s.same
-                    top, bottom = _same_padding(a.shape[2], kh, sh, 1)
-                    left, right = _same_padding(a.shape[3], kw, sw, 1)
+                    top, bottom = _same_padding(a.shape[2], kh, sh, conv.dilation[0])
+                    left, right = _same_padding(a.shape[3], kw, sw, conv.dilation[1])
                     a = F.pad(a, (left, right, top, bottom))
-                y = _activate(self.convs[s.key](a), s.activation)
+                y = _activate(conv(a), s.activation)
             elif s.kind == "add":
                 y = _activate(a + env[s.inputs[1]], s.activation)
             elif s.kind == "pad":
