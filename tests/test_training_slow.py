@@ -1,4 +1,5 @@
 """Slow training checks: overfitting 16 samples, and DDP with 2 CPU processes (gloo)."""
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,21 @@ def test_ddp_two_cpu_processes(method, synth16, tmp_path):
     if method == "spin":     # 2 steps × batch 2 × 2 processes = 8 distinct samples fitted
         fits = np.load(tmp_path / "fits" / "s16_fits.npy")
         assert (np.abs(fits).sum(1) > 0).sum() == 8
+
+
+@pytest.mark.slow
+def test_gpu_recipe_runs_its_whole_path_on_the_cpu(tmp_path):
+    """training/recipes/gpu_quick.py --smoke: data on all cores, the three BlazePose models
+    trained (bf16/GPU replaced by fp32/CPU), evaluated against the mean pose, throughput
+    lines printed, summary.json written."""
+    pytest.importorskip("mediapipe")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(ROOT / "training" / "recipes" / "gpu_quick.py"), "--out", str(tmp_path),
+                           "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("THROUGHPUT") == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for name in ("hmr", "pymaf", "meshpose"):
+        assert summary[name]["steps"] == 2 and np.isfinite(summary[name]["metrics"]["pa_mpjpe_mm"])
+        assert (tmp_path / name / "final.safetensors").is_file()
+    assert summary["mean_pose"]["pa_mpjpe_mm"] > 0

@@ -113,16 +113,22 @@ class BaseModule(pl.LightningModule):
             return build_targets(self.body, batch, full_mesh=self.need_vertices(), **kw)
 
     # ------------------------------------------------------------------ Lightning
+    def trunk(self) -> torch.nn.Module | None:
+        """The model's pretrained image trunk: ``model.backbone`` (HMR, PyMAF, CLIFF), or its
+        ``.trunk`` where the backbone wraps one with new layers (MeshPose's fused pyramids)."""
+        backbone = getattr(self.model, "backbone", None)
+        return getattr(backbone, "trunk", backbone)
+
     def backbone_frozen(self) -> bool:
-        """``optim.backbone_lr: 0``: the pretrained backbone is not trained (eval mode, no
+        """``optim.backbone_lr: 0``: the pretrained trunk is not trained (eval mode, no
         gradients, not in the optimiser) — only the heads learn."""
         lr = self.cfg["optim"].get("backbone_lr")
-        return lr is not None and float(lr) == 0.0 and hasattr(self.model, "backbone")
+        return lr is not None and float(lr) == 0.0 and self.trunk() is not None
 
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and getattr(self, "model", None) is not None and self.backbone_frozen():
-            self.model.backbone.eval()       # frozen batch-norm statistics too
+            self.trunk().eval()       # frozen batch-norm statistics too
         return self
 
     def configure_optimizers(self):
@@ -144,16 +150,17 @@ class BaseModule(pl.LightningModule):
     def _optimizer(self):
         o = self.cfg["optim"]
         lr, backbone_lr = float(o["lr"]), o.get("backbone_lr")
-        if backbone_lr is None or not hasattr(self.model, "backbone"):
+        trunk_module = self.trunk()
+        if backbone_lr is None or trunk_module is None:
             return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=float(o["weight_decay"]))
-        trunk = {id(p) for p in self.model.backbone.parameters()}
+        trunk = {id(p) for p in trunk_module.parameters()}
         if self.backbone_frozen():
-            self.model.backbone.requires_grad_(False)
-            self.model.backbone.eval()
+            trunk_module.requires_grad_(False)
+            trunk_module.eval()
         rest = [p for p in self.parameters() if id(p) not in trunk and p.requires_grad]
         groups = [{"params": rest, "lr": lr}]
         if not self.backbone_frozen():
-            groups.append({"params": list(self.model.backbone.parameters()), "lr": float(backbone_lr)})
+            groups.append({"params": list(trunk_module.parameters()), "lr": float(backbone_lr)})
         return torch.optim.Adam(groups, weight_decay=float(o["weight_decay"]))
 
     # ------------------------------------------------------------------ exact resume
