@@ -641,6 +641,8 @@ class SMPLifyMethod:
 
         if init not in ("mean", "regressor"):
             raise ValueError(f"init must be 'mean' or 'regressor', got {init!r}")
+        if smpl_dir is not None and isinstance(body, str):
+            body = "smpl"            # a SMPL folder means the SMPL body (the default name is "open")
         self.body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
         self.prior = load_pose_prior(self.body.name, smpl_dir=smpl_dir, gmm_path=gmm_path)
         if schedule is None:

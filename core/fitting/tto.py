@@ -305,7 +305,7 @@ def build_regressor(model, checkpoint, body, smpl_dir, arch, method: str | None 
     from core.models.shipped import load_shipped, method_weights
 
     if smpl_dir is not None and isinstance(body, str):
-        body = "smpl"
+        body = "smpl"            # a SMPL folder means the SMPL body (the default name is "open")
     body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
     if checkpoint is None and arch == "hmr" and method is not None:
         shipped = method_weights(method, getattr(body, "name", "open"))
