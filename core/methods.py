@@ -52,7 +52,7 @@ NUM_KEYPOINTS = 49  # SPIN's 49-joint layout (OpenPose-25 + 24 "GT" joints)
 # module raises on import, those names are reported as unavailable with the error.
 BUILTIN_METHOD_MODULES: dict[str, tuple[str, ...]] = {
     "core.models.registered_methods": ("hmr", "pymaf", "cliff"),
-    "core.fitting.smplify": ("smplify",),
+    "core.fitting.smplify": ("smplify", "spin"),
     "core.fitting.eft": ("eft",),
     "core.fitting.meta_hmr": ("meta-hmr",),
     "core.models.meshpose": ("meshpose",),

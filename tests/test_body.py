@@ -215,7 +215,7 @@ def test_graphcmr_downsampling_with_pickled_meshes_loads(tmp_path):
     assert len(levels) == 2 and len(ups) == 2
 
 
-@pytest.mark.parametrize("method", ["smplify", "eft", "meta-hmr"])
+@pytest.mark.parametrize("method", ["smplify", "spin", "eft", "meta-hmr"])
 def test_optimisation_methods_build_on_a_smpl_folder(method, tmp_path):
     """smpl_dir=... alone means the SMPL body for every method (they used to try the open
     body's files inside the SMPL folder)."""
@@ -223,10 +223,10 @@ def test_optimisation_methods_build_on_a_smpl_folder(method, tmp_path):
 
     d = write_fake_smpl_dir(tmp_path / "smpl")
     m = create_method(method, smpl_dir=str(d))
-    body = m.body if method == "smplify" else m.model.body
+    body = m.body if method in ("smplify", "spin") else m.model.body
     assert body.name == "smpl" and body.num_vertices == load_body("smpl", data_dir=d).num_vertices
     if method != "smplify":                    # the open-body weights are not used on SMPL
-        assert not getattr(m.model, "weights_trained", False)
+        assert not getattr(m.regressor if method == "spin" else m.model, "weights_trained", False)
 
 
 def test_missing_smpl_files_message(tmp_path):

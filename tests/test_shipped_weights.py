@@ -75,6 +75,10 @@ def test_methods_use_the_shipped_weights_by_default():
     assert default_weights("hmr") == trace.meta["weights"]
     trace = create_method("eft", max_iters=2).run(inputs)
     assert trace.meta["weights_trained"] is True and "trained on synthetic" in trace.meta["weights"]
+    # SPIN at test time: SMPLify from the shipped regressor's prediction
+    trace = create_method("spin", num_iters=5).run(inputs)
+    assert trace.meta["weights_trained"] is True and "HMR regressor" in trace.meta["weights"]
+    assert len(trace) >= 2 and np.isfinite(trace.final.vertices).all()
     # an explicit backbone without shipped weights stays untrained, and says so
     trace = create_method("hmr", backbone="resnet18").run(inputs)
     assert trace.meta["weights_trained"] is False and "untrained" in trace.meta["warning"]

@@ -66,7 +66,7 @@ from .priors import PosePrior, angle_prior, load_pose_prior, shape_prior
 
 __all__ = [
     "Stage", "spin_schedule", "smplify_schedule", "FitInit", "RecordedStep", "SMPLifyResult",
-    "run_smplify", "body_stage_losses", "estimate_initial_translation", "SMPLifyMethod",
+    "run_smplify", "body_stage_losses", "estimate_initial_translation", "SMPLifyMethod", "SPINMethod",
     "SMPLIFY_POSE_WEIGHTS", "SMPLIFY_SHAPE_WEIGHTS", "SMPLIFY_ANGLE_FACTOR",
 ]
 
@@ -650,7 +650,14 @@ class SMPLifyMethod:
         self.schedule, self.num_iters, self.step_size = schedule, num_iters, step_size
         self.init, self.record_every = init, record_every
         if init == "regressor" and regressor is None:
-            raise ValueError("init='regressor' needs regressor= a core.models HMR model or a checkpoint path")
+            from core.models.shipped import load_shipped, method_weights
+
+            shipped = method_weights("hmr", self.body.name)
+            if shipped is None:
+                raise ValueError("init='regressor' needs regressor= a core.models HMR model or a checkpoint path "
+                                 "(no shipped HMR weights for this body: they exist for the open body with the "
+                                 "detect extra installed)")
+            regressor = load_shipped(shipped.name, body=self.body)
         if isinstance(regressor, str):
             from core.models import load_project_checkpoint
             regressor = load_project_checkpoint(regressor, body=self.body)
@@ -673,6 +680,9 @@ class SMPLifyMethod:
             model.train(was)
             init = FitInit.from_rotmats(state.rotmat, state.betas, cam=state.cam)
             meta["weights_trained"] = bool(getattr(model, "weights_trained", False))
+            shipped = getattr(model, "shipped", None)
+            if shipped is not None:
+                meta["weights"] = f"initialised by the HMR regressor {shipped.summary}"
             if not meta["weights_trained"]:
                 meta["init_warning"] = "initialised from an untrained regressor"
         res = run_smplify(self.body, kp, init=init, prior=self.prior, schedule=self.schedule,
@@ -684,12 +694,31 @@ class SMPLifyMethod:
                             camera_extra=camera_extra, meta=meta)
 
 
+class SPINMethod(SMPLifyMethod):
+    """``core.methods`` entry "spin": SMPLify initialised by the HMR regressor — ``regressor=``,
+    else ``checkpoint`` (SPIN's ``model_checkpoint.pt`` with ``smpl_dir``, or a project file),
+    else the shipped weights on the open body, else an untrained HMR (the Trace says so) —
+    with SPIN's two-stage schedule."""
+
+    def __init__(self, body="open", smpl_dir=None, checkpoint=None, num_iters: Optional[int] = None, regressor=None,
+                 record_every: int = 5, step_size: float = 1e-2, gmm_path=None):
+        from .tto import build_regressor
+
+        if regressor is None:  # the checkpoint, else the shipped weights, else an untrained HMR (labelled)
+            regressor = build_regressor(None, checkpoint, body, smpl_dir, "hmr", method="spin")
+        super().__init__(body=regressor.body, smpl_dir=smpl_dir, schedule="spin", num_iters=num_iters, init="regressor",
+                         regressor=regressor, record_every=record_every, step_size=step_size, gmm_path=gmm_path)
+
+
 def _register() -> None:
     from core.methods import register_method
 
     register_method("smplify", builder=SMPLifyMethod, family="optimisation", needs=("keypoints",), overwrite=True,
                     description="SMPLify (SPIN's camera + body stages, or the original 4-stage schedule): "
                                 "fit the body to 2D keypoints with pose/shape priors")
+    register_method("spin", builder=SPINMethod, family="spin", needs=("keypoints",), overwrite=True,
+                    description="SPIN at test time: the HMR regressor's prediction, refined by SMPLify's two "
+                                "stages from it (the fit SPIN's training loop runs)")
 
 
 _register()
