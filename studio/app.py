@@ -475,7 +475,7 @@ class StudioApp:
             return (session, _box(f"⚠ {_esc(name)} is not a readable HMR Studio trace: {_esc(e)}", "err")) + \
                 (gr.skip(),) * 13
         session.add_trace(f"upload: {name[:40]}", trace, self.settings, limit=self.config.max_prerender_steps)
-        return (session, _box(f"Opened <b>{_esc(name)}</b> ({trace.method}, {len(trace.steps)} steps).", "ok"),
+        return (session, _box(f"Opened <b>{_esc(name)}</b> ({_esc(trace.method)}, {len(trace.steps)} steps).", "ok"),
                 *self.show(session, -1), trace.crop)
 
     def on_compare(self, with_photo, session, progress=None):

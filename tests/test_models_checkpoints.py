@@ -128,6 +128,26 @@ class _Payload:
     pass
 
 
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_code_running_pickle_is_refused_not_called_corrupt(tmp_path, protocol):
+    """A checkpoint whose pickle calls a function (`__reduce__`) is reported as refused —
+    nothing ran — not as a damaged download (torch's wording differs with the protocol)."""
+    import os
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Evil()}, f, protocol=protocol)
+    with pytest.raises(CheckpointError, match="not unpickled and nothing in it ran") as err:
+        load_spin_checkpoint(HMR(backbone="resnet18"), path)
+    assert "truncated" not in str(err.value) and not marker.exists()
+
+
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "obj.pt"
     with open(path, "wb") as f:

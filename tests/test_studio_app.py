@@ -280,6 +280,18 @@ def test_step_info_and_badges():
     assert "studio-warn" in trace_badge(tr) and "untrained" in trace_badge(tr)
 
 
+def test_a_trace_method_name_is_escaped_in_the_status(tmp_path):
+    """A method name is file content: it must not reach the page as HTML."""
+    p = tmp_path / "t.npz"
+    tr = body_trace()
+    tr.method = "<img src=x onerror=alert(1)>"
+    tr.save(p)
+    app = StudioApp(StudioConfig(trace_path=p, methods=[TEST_METHOD], examples_dir=tmp_path))
+    res = app.on_load(None)
+    assert "<img" not in res[1] and "&lt;img src=x" in res[1]
+    res[0].close()
+
+
 def test_page_load_opens_the_configured_trace(tmp_path):
     p = tmp_path / "t.npz"
     body_trace().save(p)

@@ -77,10 +77,17 @@ def read_checkpoint_file(path) -> object:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for damaged files
         text = f"{type(exc).__name__}: {exc}"
-        if "Unsupported global" in text:
+        lower = text.lower()
+        damaged = any(k in lower for k in ("truncated", "eof", "end of file", "central directory", "failed reading"))
+        with open(path, "rb") as f:
+            is_pickle = f.read(1) == b"\x80"          # a pickle's PROTO opcode (zip files start "PK")
+        refused = "unsupported global" in lower or (is_pickle and (
+            "unsupported operand" in lower or "weights only load failed" in lower))
+        if refused and not damaged:
             raise CheckpointError(
-                f"{path} holds Python objects other than tensors and plain containers, so it was "
-                f"not unpickled (safe loading, weights_only=True). Re-save only the state dict "
+                f"{path} holds Python objects or instructions other than tensors and plain containers "
+                f"(a file saved with whole objects, or a tampered one), so it was not unpickled and "
+                f"nothing in it ran (safe loading, weights_only=True). Re-save only the state dict "
                 f"(torch.save({{'model': model.state_dict()}}, ...)). Detail: {_pickle_detail(text)}") from exc
         raise CheckpointError(
             f"could not read checkpoint {path} ({size:,} bytes): the file looks truncated or "
