@@ -129,6 +129,23 @@ def trace_badge(trace: Trace) -> str:
     return _box(" · ".join(parts), "ok")
 
 
+MIN_ITERATIONS, MAX_ITERATIONS = 1, 200   # the iteration slider's range; the API takes the same
+
+
+def check_iterations(value) -> int:
+    """An iteration count from the UI or the API → int, or ValueError naming the range."""
+    try:
+        n = int(value)
+        if n != float(value):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"iterations must be a whole number from {MIN_ITERATIONS} to {MAX_ITERATIONS}, "
+                         f"got {value!r}") from None
+    if not MIN_ITERATIONS <= n <= MAX_ITERATIONS:
+        raise ValueError(f"iterations must be from {MIN_ITERATIONS} to {MAX_ITERATIONS} (the slider's range), got {n}")
+    return n
+
+
 def method_note(choice: Optional[MethodChoice]) -> str:
     if choice is None:
         return _box("No method is available on this server.", "err")
@@ -308,7 +325,7 @@ class StudioApp:
             raise ValueError("Upload a photo with a person first (or open a saved trace to inspect it).")
         overrides: dict = {}
         if choice.iterative and iterations:
-            n = int(iterations)
+            n = check_iterations(iterations)
             # a preview shows only its result: recording no intermediate steps keeps it quick;
             # a full run records about 10 steps per stage length
             overrides = {"num_iters": n, "record_every": None if preview else max(1, round(n / 10))}
@@ -547,9 +564,12 @@ class StudioApp:
 
     # -------------------------------------------------------------- API (gradio_client)
     def api_reconstruct(self, image_path, method, iterations):
-        """Stateless endpoint ``/reconstruct``: photo → (overlay image, trace .npz, summary)."""
+        """Stateless endpoint ``/reconstruct``: photo → (overlay image, trace .npz, summary).
+        `iterations` is bounded as in the UI (:data:`MAX_ITERATIONS`), checked first."""
         session = StudioSession()
         try:
+            if iterations not in (None, ""):
+                check_iterations(iterations)
             if not image_path:
                 return None, None, {"error": "no image"}
             try:
@@ -632,7 +652,7 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                 with gr.Row():
                     method = gr.Dropdown(label="Method", choices=[(c.label, c.name) for c in choices],
                                          value=default, interactive=True, scale=3, elem_id="method")
-                    iterations = gr.Slider(5, 200, value=config.default_iterations, step=5,
+                    iterations = gr.Slider(5, MAX_ITERATIONS, value=config.default_iterations, step=5,
                                            label="Iterations (num_iters)", info="fewer is faster",
                                            visible=bool(default_choice and default_choice.iterative), scale=2)
                 note = gr.Markdown(method_note(default_choice))

@@ -307,6 +307,10 @@ def test_api_reconstruct(studio, photos):
     assert Trace.load(trace_file).final.losses["keypoints_2d_px"] < 100
     _, _, summary = studio.api_reconstruct(str(photos["text"]), TEST_METHOD, 3)
     assert "not an image" in summary["error"]
+    # the API takes the UI's iteration range, checked before anything runs
+    for bad in (10 ** 9, 0, -5, 2.5, "many"):
+        _, _, summary = studio.api_reconstruct(str(photos["one"]), TEST_METHOD, bad)
+        assert "iterations must be" in summary["error"], bad
 
 
 def test_session_close_removes_files(studio, photos):
