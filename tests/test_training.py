@@ -127,6 +127,23 @@ def test_second_stage_starts_from_weights_with_a_cosine_schedule(synth, tmp_path
                                                               f"out_dir={tmp_path}"], f"synthetic:{synth}"))
 
 
+def test_blazepose_regression_branch_alone_can_be_fine_tuned(synth, tmp_path):
+    """optim.backbone_trainable=pooled_branch: BlazePose's regression branch and the head
+    learn, its encoder/decoder (the pyramid) stay as they were."""
+    pytest.importorskip("mediapipe")
+    extra = ["model.name=hmr_blazepose", "optim.backbone_lr=1e-4", "optim.backbone_trainable=pooled_branch"]
+    losses, module, _ = run("hmr", f"synthetic:{synth}", tmp_path, 2, extra=extra)
+    trunk = module.model.backbone
+    from core.models.backbones import BlazePoseGHUM
+
+    fresh = BlazePoseGHUM()
+    branch = {id(p) for p in trunk.pooled_branch_parameters()}
+    changed = {n for (n, p), q in zip(trunk.named_parameters(), fresh.parameters()) if not torch.equal(p, q)}
+    names = {n for n, p in trunk.named_parameters() if id(p) in branch}
+    assert changed and changed <= names
+    assert all(p.requires_grad == (id(p) in branch) for p in trunk.parameters())
+
+
 def test_train_loader_keeps_its_workers(synth, tmp_path):
     cfg = load_config("hmr", None, TINY + ["num_workers=1", f"out_dir={tmp_path}"], f"synthetic:{synth}")
     loader = HMRDataModule(cfg).train_dataloader()

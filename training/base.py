@@ -125,6 +125,21 @@ class BaseModule(pl.LightningModule):
         lr = self.cfg["optim"].get("backbone_lr")
         return lr is not None and float(lr) == 0.0 and self.trunk() is not None
 
+    def trainable_trunk_parameters(self) -> list:
+        """The trunk parameters trained at ``optim.backbone_lr``: all of them, or with
+        ``optim.backbone_trainable: pooled_branch`` only those its pooled feature uses and its
+        pyramid does not (BlazePose's regression branch: cheap to back-propagate through)."""
+        which = self.cfg["optim"].get("backbone_trainable") or "all"
+        trunk = self.trunk()
+        if which == "all":
+            return list(trunk.parameters())
+        if which == "pooled_branch":
+            if not hasattr(trunk, "pooled_branch_parameters"):
+                raise ValueError(f"optim.backbone_trainable=pooled_branch needs a backbone with a separate pooled "
+                                 f"branch (BlazePose), not {type(trunk).__name__}")
+            return trunk.pooled_branch_parameters()
+        raise ValueError(f"optim.backbone_trainable must be 'all' or 'pooled_branch', got {which!r}")
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and getattr(self, "model", None) is not None and self.backbone_frozen():
@@ -160,7 +175,11 @@ class BaseModule(pl.LightningModule):
         rest = [p for p in self.parameters() if id(p) not in trunk and p.requires_grad]
         groups = [{"params": rest, "lr": lr}]
         if not self.backbone_frozen():
-            groups.append({"params": list(trunk_module.parameters()), "lr": float(backbone_lr)})
+            tuned = self.trainable_trunk_parameters()
+            keep = {id(p) for p in tuned}
+            for p in trunk_module.parameters():     # the rest of the trunk is frozen
+                p.requires_grad_(id(p) in keep)
+            groups.append({"params": tuned, "lr": float(backbone_lr)})
         return torch.optim.Adam(groups, weight_decay=float(o["weight_decay"]))
 
     # ------------------------------------------------------------------ exact resume

@@ -17,7 +17,10 @@ Top-level keys:
 ``max_steps``       optimisation steps
 ``seed``            model init and data stream seed
 ``optim``           ``lr``, ``weight_decay`` (Adam); ``backbone_lr`` (null = ``lr``; 0 = the
-                    pretrained backbone is frozen and only the heads learn); ``schedule``
+                    pretrained backbone is frozen and only the heads learn);
+                    ``backbone_trainable`` ("all", or "pooled_branch": only the part of
+                    the trunk its pooled feature alone uses — BlazePose's regression
+                    branch — the rest frozen); ``schedule``
                     ("constant" or "cosine": from ``lr`` down to ``final_lr_ratio``·lr at
                     ``max_steps``)
 ``init_from``       project weights (``.safetensors``) to start the network from (a second
@@ -55,7 +58,7 @@ DEFAULTS: dict = {
     "num_workers": 4,
     "max_steps": 10000,
     "seed": 0,
-    "optim": {"lr": 5e-5, "weight_decay": 0.0, "backbone_lr": None, "schedule": "constant", "final_lr_ratio": 0.1},
+    "optim": {"lr": 5e-5, "weight_decay": 0.0, "backbone_lr": None, "backbone_trainable": "all", "schedule": "constant", "final_lr_ratio": 0.1},
     "init_from": None,
     "loss": {"keypoint_2d": 5.0, "keypoint_3d": 5.0, "pose": 1.0, "betas": 0.001, "vertices": 0.0,
              "camera": 1.0, "openpose_weight": 0.0, "gt_weight": 1.0, "scale": 60.0},

@@ -396,6 +396,28 @@ class BlazePoseGHUM(nn.Module):
         out.pyramid = {s: got[f"pyramid{s}"] for s in PYRAMID_CHANNELS if f"pyramid{s}" in got}
         return out
 
+    def branch_parameters(self, output: str, shared_with: tuple = ("pyramid",)) -> list[nn.Parameter]:
+        """Parameters used for `output` and by none of `shared_with` — e.g.
+        ``branch_parameters("global")``: the regression branch (8² → 4² → 2², and the
+        landmark heads with "landmarks"), which can be fine-tuned cheaply while the encoder
+        and decoder stay frozen (its maps are tiny)."""
+        def keys(names) -> set[str]:
+            tensors = [self._tensor_of[f"pyramid{s}"] for s in PYRAMID_CHANNELS] if "pyramid" in names else []
+            tensors += [self._tensor_of[n] for n in names if n != "pyramid"]
+            return {st.key for st in self._plan(frozenset(tensors)) if st.key is not None}
+        own = keys((output,)) - keys(tuple(shared_with))
+        return [p for k in sorted(own) for p in self.convs[k].parameters()]
+
+    def pooled_branch_parameters(self) -> list[nn.Parameter]:
+        """The parameters :meth:`forward_pooled` uses that the feature pyramid does not."""
+        seen, out = set(), []
+        for name in ("global", "landmarks", "world_landmarks"):
+            for p in self.branch_parameters(name):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
     # ------------------------------------------------------------------ backbone protocol
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) → the stride-32 encoder map (B, 144, 8, 8)."""
