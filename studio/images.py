@@ -110,10 +110,12 @@ def _check_size(img: Image.Image, min_side: int) -> None:
 
 
 def _exif_orientation(img: Image.Image) -> int:
+    """EXIF orientation 1–8; 1 when absent or unreadable; 0 when present but not a valid value."""
     try:
-        return int(img.getexif().get(0x0112, 1) or 1)
+        value = int(img.getexif().get(0x0112, 1) or 1)
     except Exception:  # noqa: BLE001 - malformed EXIF must not block the photo
         return 1
+    return value if 1 <= value <= 8 else 0
 
 
 def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
@@ -189,6 +191,9 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE, min_side: 
     _check_size(img, min_side)
 
     orientation = _exif_orientation(img)
+    if orientation == 0:  # e.g. 9 or 255: not an orientation; the pixels are used as stored
+        notes.append("ignored an invalid EXIF orientation value")
+        orientation = 1
     w, h = img.size  # stored layout (before EXIF rotation)
     if img.format == "JPEG" and max(w, h) > 2 * max_side:
         # Decode at 1/2, 1/4 or 1/8 size directly: fast and memory-light for huge JPEGs.

@@ -154,6 +154,23 @@ def test_exif_orientation_is_applied(orientation, expect):
     assert out.original_size == (h, w) and any("EXIF" in n for n in out.notes)
 
 
+@pytest.mark.parametrize("orientation", [9, 255, 0])
+def test_an_invalid_exif_orientation_is_ignored(orientation):
+    """Values outside 1–8 are not orientations: the pixels stay as stored, the size is not
+    swapped (scale and OpenPose keypoints were doubled before) and nothing claims a rotation."""
+    arr = np.zeros((40, 80, 3), np.uint8)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    out = load_image(buf.getvalue(), min_side=8)
+    assert out.rgb.shape[:2] == (40, 80) and out.original_size == (40, 80) and out.scale == 1.0
+    assert not any("rotated" in n for n in out.notes)
+    if orientation:
+        assert any("invalid EXIF orientation" in n for n in out.notes)
+
+
 def test_arrays_and_float_images():
     out = load_image(np.random.default_rng(0).random((64, 64)))
     assert out.rgb.shape == (64, 64, 3)
