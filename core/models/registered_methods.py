@@ -107,20 +107,30 @@ def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone
 
 
 def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device=None,
-                backbone: str = "resnet50") -> RegressorMethod:
+                backbone: str | None = None) -> RegressorMethod:
     """PyMAF. `layout` defaults to "official" on SMPL (so `PyMAF_model_checkpoint.pt` loads)
     and "project" on the open body. `backbone` "blazepose": levels on BlazePose's 16/32/64
-    maps (project layout only)."""
+    maps (project layout only); "resnet50" as released (the default when nothing is shipped).
+    Without a checkpoint, on the open body, the shipped `pymaf_blazepose` weights are used
+    when present (:mod:`core.models.shipped`)."""
     b = _body(body, smpl_dir)
-    name = _model_name("PyMAF", PYMAF_BACKBONES, backbone)
-    if backbone == "blazepose":
-        layout = layout or "project"
-    layout = layout or ("official" if getattr(b, "name", None) == "smpl" else "project")
-    model = _model(name, b, checkpoint, device, layout=layout)
+    shipped = (method_weights("pymaf", getattr(b, "name", "open"))
+               if checkpoint is None and backbone in (None, "blazepose") and layout in (None, "project") else None)
+    if shipped is not None:
+        model = load_shipped(shipped.name, body=b).eval()
+        model = model.to(device) if device is not None else model
+    else:
+        backbone = backbone or "resnet50"
+        name = _model_name("PyMAF", PYMAF_BACKBONES, backbone)
+        if backbone == "blazepose":
+            layout = layout or "project"
+        layout = layout or ("official" if getattr(b, "name", None) == "smpl" else "project")
+        model = _model(name, b, checkpoint, device, layout=layout)
+    meta = _meta(checkpoint, model)
 
     def run(m, inputs: MethodInputs) -> Trace:
         return pymaf_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
-                           bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=_meta(checkpoint))
+                           bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=meta)
     return RegressorMethod(model, run)
 
 
@@ -168,5 +178,6 @@ def _register(name, builder, description, family) -> None:
 
 _register("hmr", build_hmr, "HMR/SPIN regressor, 3 IEF iterations: BlazePose backbone with the shipped weights on "
                           "the open body, ResNet-50 for SPIN's checkpoint", "spin")
-_register("pymaf", build_pymaf, "PyMAF: mesh-aligned feedback over a 14/28/56 feature pyramid", "pymaf")
+_register("pymaf", build_pymaf, "PyMAF: mesh-aligned feedback over a feature pyramid (BlazePose's 16/32/64 maps "
+                              "with the shipped weights; ResNet-50's 14/28/56 for PyMAF's checkpoint)", "pymaf")
 _register("cliff", build_cliff, "CLIFF: HMR with bounding-box information and a full-frame camera", "cliff")

@@ -27,7 +27,7 @@ TRAINED_ON = "trained on synthetic open-body data"
 
 # method name → the shipped model it starts from when no checkpoint is given
 METHOD_WEIGHTS = {"hmr": "hmr_blazepose", "eft": "hmr_blazepose", "meta-hmr": "hmr_blazepose",
-                  "spin": "hmr_blazepose"}
+                  "spin": "hmr_blazepose", "pymaf": "pymaf_blazepose"}
 
 # extra packages a shipped architecture needs (its backbone is built from their files)
 _NEEDS = {"blazepose": ("mediapipe", "tflite")}
