@@ -152,7 +152,7 @@ def method_note(choice: Optional[MethodChoice]) -> str:
     if not choice.runnable:
         return _box(f"⚠ <b>{_esc(choice.name)}</b> cannot run here: {_esc(choice.reason)}", "err")
     text = f"<b>{_esc(choice.name)}</b> — {_esc(choice.description)}"
-    starts = "starts from a regressor with " if choice.family == "optimisation" else ""
+    starts = "starts from a regressor " if choice.family == "optimisation" else ""
     if choice.untrained:
         what = "Starts from an untrained regressor" if starts else "Untrained weights"
         return _box(f"⚠ {text}<br><b>{what}</b> (no checkpoint was given to this server): the result shows "
