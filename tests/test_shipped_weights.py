@@ -84,3 +84,26 @@ def test_methods_use_the_shipped_weights_by_default():
     # an explicit backbone without shipped weights stays untrained, and says so
     trace = create_method("hmr", backbone="resnet18").run(inputs)
     assert trace.meta["weights_trained"] is False and "untrained" in trace.meta["warning"]
+
+
+@pytest.mark.skipif(NEEDS_DETECT, reason="the BlazePose backbone needs the detect extra")
+def test_frozen_backbone_tensors_come_from_the_same_wheel_file(monkeypatch):
+    """Shipped files leave the frozen BlazePose tensors out (rebuilt from the mediapipe
+    wheel) and refuse to load against another version of that file."""
+    import core.models.backbones.blazepose as bp
+    from core.models import CheckpointError, load_project_checkpoint
+
+    for path in FILES:
+        card = json.loads(path.with_suffix(".json").read_text())
+        if not card.get("omitted_keys"):
+            continue
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            stored = set(f.keys())
+        assert not stored & set(card["omitted_keys"])
+        assert card["omitted_source"]["sha256"] == bp.blazepose_model_sha256()
+        monkeypatch.setattr(bp, "blazepose_model_sha256", lambda: "0" * 64)
+        with pytest.raises(CheckpointError, match="mediapipe==0.10.21"):
+            load_project_checkpoint(path)
+        monkeypatch.undo()

@@ -60,7 +60,28 @@ def publish(weights, eval_metrics: dict, baseline_metrics: dict, out_dir, card_e
     name = model.model_config["name"]
     path = Path(out_dir) / f"{name}.safetensors"
     model.weights_trained = True
-    return save_checkpoint(model, path, config=card, trained=True, storage_dtype=torch.float16)
+    omit, source = unchanged_pretrained_keys(model)
+    if omit:
+        card["omitted"] = (f"{len(omit)} backbone tensors left frozen in training are not stored: they are "
+                           f"rebuilt from {source['file']} of {source['package']} (checked by SHA-256 on loading)")
+    return save_checkpoint(model, path, config=card, trained=True, storage_dtype=torch.float16,
+                           omit_keys=omit, omitted_source=source)
+
+
+def unchanged_pretrained_keys(model) -> tuple[list[str], dict | None]:
+    """State-dict keys of a BlazePose-backbone model still equal to what building the model
+    gives (the trunk's frozen weights, read from the mediapipe wheel), and that source."""
+    if model.model_config.get("backbone") != "blazepose":
+        return [], None
+    from core.models import create_model
+    from core.models.backbones.blazepose import MEDIAPIPE_FILE, blazepose_model_sha256
+
+    cfg = {k: v for k, v in model.model_config.items() if k != "name"}
+    fresh = create_model(model.model_config["name"], body=model.body, **cfg).state_dict()
+    trained = model.state_dict()
+    keys = [k for k in trained if ".convs.op" in f".{k}" and k in fresh and torch.equal(trained[k], fresh[k])]
+    return keys, {"kind": "blazepose", "file": MEDIAPIPE_FILE, "package": "mediapipe==0.10.21",
+                  "sha256": blazepose_model_sha256()}
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ import warnings
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -385,7 +385,8 @@ def _json_path(path: Path) -> Path:
 
 
 def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
-                    trained: bool | None = None, storage_dtype: torch.dtype | None = None) -> Path:
+                    trained: bool | None = None, storage_dtype: torch.dtype | None = None,
+                    omit_keys: Sequence[str] = (), omitted_source: Mapping | None = None) -> Path:
     """Save `model` as safetensors + a JSON sidecar (`<path>.json` with suffix replaced),
     each written atomically (temporary file + os.replace).
 
@@ -400,6 +401,10 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
         trained: overrides `model.weights_trained` in the description.
         storage_dtype: store floating tensors in this dtype (e.g. torch.float16 to halve a
             shipped file; loading casts them back into the model's float32 parameters).
+        omit_keys: state-dict entries not stored because building the model gives them
+            exactly (a frozen pretrained backbone built from a file on the user's machine);
+            `omitted_source` ({"file": ..., "sha256": ...}) names that file, and loading
+            checks it is the same.
     Returns:
         the path written.
     """
@@ -424,6 +429,11 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
     }
     if storage_dtype is not None:
         description["storage_dtype"] = str(storage_dtype).replace("torch.", "")
+    if omit_keys:
+        if not omitted_source:
+            raise ValueError("save_checkpoint: omit_keys needs omitted_source (the file that gives them)")
+        description["omitted_keys"] = sorted(omit_keys)
+        description["omitted_source"] = dict(omitted_source)
     text = json.dumps(description, indent=2, sort_keys=True, default=str)
 
     def stored(v: torch.Tensor) -> torch.Tensor:
@@ -431,10 +441,27 @@ def save_checkpoint(model: nn.Module, path, config: Mapping | None = None,
         if storage_dtype is not None and v.is_floating_point():
             v = v.to(storage_dtype)
         return v.clone().contiguous()
-    tensors = {k: stored(v) for k, v in model.state_dict().items()}
+    skip = set(omit_keys)
+    tensors = {k: stored(v) for k, v in model.state_dict().items() if k not in skip}
     atomic_write_bytes(path, save(tensors, metadata={"hmr_studio": text}))
     atomic_write_bytes(_json_path(path), (text + "\n").encode())
     return path
+
+
+def _check_omitted_source(path, source: Mapping) -> None:
+    """The entries a file omits come from a file on this machine (e.g. the BlazePose model
+    in the mediapipe wheel): it must be the very file the weights were trained with."""
+    if source.get("kind") == "blazepose":
+        from .backbones.blazepose import blazepose_model_sha256
+
+        here = blazepose_model_sha256()
+        if here != source.get("sha256"):
+            raise CheckpointError(
+                f"{path} leaves its BlazePose backbone to the mediapipe wheel's "
+                f"{source.get('file', 'pose_landmark_full.tflite')} (sha256 {str(source.get('sha256'))[:12]}…), but the "
+                f"installed one differs (sha256 {here[:12]}…): install {source.get('package', 'mediapipe==0.10.21')}")
+        return
+    raise CheckpointError(f"{path} omits entries from an unknown source {dict(source)!r}")
 
 
 def read_project_config(path) -> dict:
@@ -494,6 +521,11 @@ def load_project_checkpoint(path, body=None, **overrides) -> nn.Module:
         state = load_file(str(path))
     except Exception as exc:
         raise CheckpointError(f"could not read the tensors of {path}: {type(exc).__name__}: {exc}") from exc
+    omitted = description.get("omitted_keys") or []
+    if omitted:
+        _check_omitted_source(path, description.get("omitted_source") or {})
+        own = model.state_dict()
+        state = {**{k: own[k] for k in omitted if k in own}, **state}
     load_state_dict_strict(model, state, source=str(path))
     model.weights_trained = bool(description.get("weights_trained", False))
     model.checkpoint_config = description

@@ -46,7 +46,7 @@ from torch import nn
 
 from .tflite_graph import TFLiteGraph, TFLiteParseError, read_tflite_graph
 
-__all__ = ["BlazePoseGHUM", "BlazePoseOutput", "BlazePoseUnavailable", "blazepose_model_path",
+__all__ = ["BlazePoseGHUM", "BlazePoseOutput", "BlazePoseUnavailable", "blazepose_model_path", "blazepose_model_sha256",
            "blazepose_ghum", "BLAZEPOSE_OUTPUTS", "NUM_LANDMARKS", "PYRAMID_CHANNELS"]
 
 MEDIAPIPE_FILE = "modules/pose_landmark/pose_landmark_full.tflite"
@@ -91,6 +91,15 @@ def blazepose_model_path() -> Path:
         if path.is_file():
             return path
     raise BlazePoseUnavailable(f"the installed mediapipe has no {MEDIAPIPE_FILE}; {INSTALL_HINT}")
+
+
+@functools.lru_cache(maxsize=1)
+def blazepose_model_sha256() -> str:
+    """SHA-256 of the installed ``pose_landmark_full.tflite`` (shipped weights that leave the
+    backbone to the wheel check it)."""
+    import hashlib
+
+    return hashlib.sha256(blazepose_model_path().read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=2)
