@@ -132,16 +132,21 @@ def test_cmyk_jpeg_is_converted():
     assert np.abs(out.rgb.astype(float) - rgb).mean() < 12
 
 
-@pytest.mark.parametrize("orientation, expect", [(6, "cw"), (8, "ccw"), (3, "180")])
-def test_exif_orientation_is_applied(orientation, expect):
-    arr = np.zeros((40, 80, 3), np.uint8)  # stored landscape 80×40
-    arr[:10, :10] = [255, 0, 0]  # red marker at the stored top-left
+def _with_exif_orientation(arr: np.ndarray, orientation: int, fmt: str) -> bytes:
+    """The encoded image of `arr` carrying EXIF orientation `orientation`."""
     img = Image.fromarray(arr)
     exif = img.getexif()
     exif[0x0112] = orientation
     buf = io.BytesIO()
-    img.save(buf, "PNG", exif=exif)
-    out = load_image(buf.getvalue(), min_side=8)
+    img.save(buf, fmt, exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation, expect", [(6, "cw"), (8, "ccw"), (3, "180")])
+def test_exif_orientation_is_applied(orientation, expect):
+    arr = np.zeros((40, 80, 3), np.uint8)  # stored landscape 80×40
+    arr[:10, :10] = [255, 0, 0]  # red marker at the stored top-left
+    out = load_image(_with_exif_orientation(arr, orientation, "PNG"), min_side=8)
     red = (out.rgb[..., 0] > 200) & (out.rgb[..., 1] < 50)
     ys, xs = np.nonzero(red)
     h, w = out.rgb.shape[:2]
@@ -158,13 +163,7 @@ def test_exif_orientation_is_applied(orientation, expect):
 def test_an_invalid_exif_orientation_is_ignored(orientation):
     """Values outside 1–8 are not orientations: the pixels stay as stored, the size is not
     swapped (scale and OpenPose keypoints were doubled before) and nothing claims a rotation."""
-    arr = np.zeros((40, 80, 3), np.uint8)
-    img = Image.fromarray(arr)
-    exif = img.getexif()
-    exif[0x0112] = orientation
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", exif=exif)
-    out = load_image(buf.getvalue(), min_side=8)
+    out = load_image(_with_exif_orientation(np.zeros((40, 80, 3), np.uint8), orientation, "JPEG"), min_side=8)
     assert out.rgb.shape[:2] == (40, 80) and out.original_size == (40, 80) and out.scale == 1.0
     assert not any("rotated" in n for n in out.notes)
     if orientation:
