@@ -31,12 +31,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from core.models.shipped import weights_meta
 from core.trace import Trace
 
 from .losses import keypoint_loss_2d, leg_orientation_loss
 from .tto import (ProgressFn, TTOResult, build_regressor, concat_rows, evaluate_regressor_state, prepare_tto_inputs,
                   regressor_forward, result_rows, run_on_method_inputs, set_exemplar_mode, tto_step, tto_trace,
-                  tto_trace_meta, weights_meta, working_copy)
+                  tto_trace_meta, working_copy)
 
 __all__ = ["EFTConfig", "EFTResult", "eft_targets", "eft_loss", "run_eft", "EFTMethod"]
 

@@ -43,12 +43,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from core.models.shipped import weights_meta
 from core.trace import Trace
 
 from .losses import keypoint_loss_2d
 from .tto import (ProgressFn, TTOInputs, TTOResult, build_regressor, concat_rows, evaluate_regressor_state,
                   head_parameters, prepare_tto_inputs, regressor_forward, result_rows, run_on_method_inputs,
-                  tto_step, tto_trace, tto_trace_meta, weights_meta, working_copy)
+                  tto_step, tto_trace, tto_trace_meta, working_copy)
 
 __all__ = ["MetaHMRConfig", "MetaHMRResult", "meta_test_loss", "run_meta_hmr", "MetaHMRMethod"]
 

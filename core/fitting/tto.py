@@ -24,7 +24,7 @@ from core.trace import Step, Trace
 from .keypoints import PreparedKeypoints, prepare_keypoints
 from .losses import keypoint_pixel_error, normalize_keypoints
 
-__all__ = ["weights_meta", "HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
+__all__ = ["HEAD_PREFIXES", "head_parameters", "set_exemplar_mode", "norm_and_dropout_modules",
            "as_network_input", "regressor_body", "StateEval", "evaluate_regressor_state",
            "weak_projection_norm", "tto_step", "bn_running_stats", "ProgressFn", "TTOInputs",
            "prepare_tto_inputs", "regressor_forward", "working_copy", "TTOResult", "result_rows",
@@ -284,12 +284,6 @@ def run_on_method_inputs(name: str, inputs, fit: Callable) -> Trace:
                          "bbox_scale": np.float32(inputs.scale),
                          "img_size": np.asarray(inputs.image.shape[:2], np.float32)})
     return trace
-
-
-def weights_meta(model) -> dict:
-    """Trace meta naming where a regressor's weights come from (shipped files), or {}."""
-    shipped = getattr(model, "shipped", None)
-    return {"weights": shipped.summary, "weights_file": shipped.path.name} if shipped is not None else {}
 
 
 def build_regressor(model, checkpoint, body, smpl_dir, arch, method: str | None = None, **model_cfg):

@@ -18,7 +18,7 @@ from core.trace import Trace
 
 from .checkpoints import CheckpointError, load_official_checkpoint, load_project_checkpoint
 from .registry import create_model
-from .shipped import load_shipped, method_weights
+from .shipped import load_shipped, method_weights, weights_meta
 from .trace_adapters import cliff_trace, hmr_trace, pymaf_trace
 
 __all__ = ["RegressorMethod", "build_hmr", "build_pymaf", "build_cliff"]
@@ -63,10 +63,7 @@ def _model(name: str, body, checkpoint, device, **cfg) -> torch.nn.Module:
 
 
 def _meta(checkpoint, model=None) -> dict:
-    if checkpoint is not None:
-        return {"checkpoint": str(checkpoint)}
-    shipped = getattr(model, "shipped", None)
-    return {"weights": shipped.summary, "weights_file": shipped.path.name} if shipped is not None else {}
+    return {"checkpoint": str(checkpoint)} if checkpoint is not None else weights_meta(model)
 
 
 HMR_BACKBONES = {"resnet50": "hmr", "resnet18": "hmr_resnet18", "mobilenet_v2": "hmr_mobilenet_v2",

@@ -20,7 +20,7 @@ from pathlib import Path
 from core import ASSETS_DIR
 
 __all__ = ["WEIGHTS_DIR", "ShippedWeights", "shipped_weights", "load_shipped", "METHOD_WEIGHTS",
-           "method_weights", "TRAINED_ON"]
+           "method_weights", "weights_meta", "TRAINED_ON"]
 
 WEIGHTS_DIR = ASSETS_DIR / "weights"
 TRAINED_ON = "trained on synthetic open-body data"
@@ -102,3 +102,10 @@ def load_shipped(name: str, body=None, **overrides):
     model = load_project_checkpoint(found.path, body=body, **overrides)
     model.shipped = found
     return model
+
+
+def weights_meta(model) -> dict:
+    """Trace meta naming where a model's weights come from when they are shipped ones:
+    {"weights": one line, "weights_file": name}; {} otherwise."""
+    shipped = getattr(model, "shipped", None)
+    return {"weights": shipped.summary, "weights_file": shipped.path.name} if shipped is not None else {}
