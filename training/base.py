@@ -5,7 +5,6 @@ export of the trained network to the project's checkpoint format.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import cv2

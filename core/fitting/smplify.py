@@ -650,14 +650,13 @@ class SMPLifyMethod:
         self.schedule, self.num_iters, self.step_size = schedule, num_iters, step_size
         self.init, self.record_every = init, record_every
         if init == "regressor" and regressor is None:
-            from core.models.shipped import load_shipped, method_weights
+            from core.models.shipped import load_method_weights
 
-            shipped = method_weights("hmr", self.body.name)
-            if shipped is None:
+            regressor = load_method_weights("hmr", self.body)
+            if regressor is None:
                 raise ValueError("init='regressor' needs regressor= a core.models HMR model or a checkpoint path "
                                  "(no shipped HMR weights for this body: they exist for the open body with the "
                                  "detect extra installed)")
-            regressor = load_shipped(shipped.name, body=self.body)
         if isinstance(regressor, str):
             from core.models import load_project_checkpoint
             regressor = load_project_checkpoint(regressor, body=self.body)

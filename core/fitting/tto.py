@@ -296,15 +296,15 @@ def build_regressor(model, checkpoint, body, smpl_dir, arch, method: str | None 
         return model
     from core.body import load_body
     from core.models import create_model, load_official_checkpoint, load_project_checkpoint
-    from core.models.shipped import load_shipped, method_weights
+    from core.models.shipped import load_method_weights
 
     if smpl_dir is not None and isinstance(body, str):
         body = "smpl"            # a SMPL folder means the SMPL body (the default name is "open")
     body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
     if checkpoint is None and arch == "hmr" and method is not None:
-        shipped = method_weights(method, getattr(body, "name", "open"))
+        shipped = load_method_weights(method, body)
         if shipped is not None:
-            return load_shipped(shipped.name, body=body)
+            return shipped
     if checkpoint is not None and str(checkpoint).endswith(".safetensors"):
         return load_project_checkpoint(checkpoint, body=body)
     model = create_model(arch, body=body, **model_cfg)

@@ -18,7 +18,7 @@ from core.trace import Trace
 
 from .checkpoints import CheckpointError, load_official_checkpoint, load_project_checkpoint
 from .registry import create_model
-from .shipped import load_shipped, method_weights, weights_meta
+from .shipped import load_method_weights, weights_meta
 from .trace_adapters import cliff_trace, hmr_trace, pymaf_trace
 
 __all__ = ["RegressorMethod", "build_hmr", "build_pymaf", "build_cliff"]
@@ -62,6 +62,15 @@ def _model(name: str, body, checkpoint, device, **cfg) -> torch.nn.Module:
     return model.to(device) if device is not None else model
 
 
+def _shipped_model(method: str, body, device):
+    """The method's shipped model on `body` in eval mode on `device`, or None."""
+    model = load_method_weights(method, body)
+    if model is None:
+        return None
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
 def _meta(checkpoint, model=None) -> dict:
     return {"checkpoint": str(checkpoint)} if checkpoint is not None else weights_meta(model)
 
@@ -88,12 +97,9 @@ def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone
     (:mod:`core.models.shipped`; backbone None or "blazepose") when present; otherwise the
     network is untrained ("resnet50" by default) and its Traces say so."""
     b = _body(body, smpl_dir)
-    shipped = (method_weights("hmr", getattr(b, "name", "open"))
-               if checkpoint is None and backbone in (None, "blazepose") else None)
-    if shipped is not None:
-        model = load_shipped(shipped.name, body=b).eval()
-        model = model.to(device) if device is not None else model
-    else:
+    use_shipped = checkpoint is None and backbone in (None, "blazepose")
+    model = _shipped_model("hmr", b, device) if use_shipped else None
+    if model is None:
         model = _model(_model_name("HMR", HMR_BACKBONES, backbone or "resnet50"), b, checkpoint, device)
     meta = _meta(checkpoint, model)
 
@@ -111,12 +117,9 @@ def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device
     Without a checkpoint, on the open body, the shipped `pymaf_blazepose` weights are used
     when present (:mod:`core.models.shipped`)."""
     b = _body(body, smpl_dir)
-    shipped = (method_weights("pymaf", getattr(b, "name", "open"))
-               if checkpoint is None and backbone in (None, "blazepose") and layout in (None, "project") else None)
-    if shipped is not None:
-        model = load_shipped(shipped.name, body=b).eval()
-        model = model.to(device) if device is not None else model
-    else:
+    use_shipped = checkpoint is None and backbone in (None, "blazepose") and layout in (None, "project")
+    model = _shipped_model("pymaf", b, device) if use_shipped else None
+    if model is None:
         backbone = backbone or "resnet50"
         name = _model_name("PyMAF", PYMAF_BACKBONES, backbone)
         if backbone == "blazepose":

@@ -20,7 +20,7 @@ from pathlib import Path
 from core import ASSETS_DIR
 
 __all__ = ["WEIGHTS_DIR", "ShippedWeights", "shipped_weights", "load_shipped", "METHOD_WEIGHTS",
-           "method_weights", "weights_meta", "TRAINED_ON"]
+           "method_weights", "load_method_weights", "weights_meta", "TRAINED_ON"]
 
 WEIGHTS_DIR = ASSETS_DIR / "weights"
 TRAINED_ON = "trained on synthetic open-body data"
@@ -84,6 +84,13 @@ def method_weights(method: str, body_name: str = "open") -> ShippedWeights | Non
     """The shipped weights a method uses by default (see :data:`METHOD_WEIGHTS`), or None."""
     name = METHOD_WEIGHTS.get(method)
     return shipped_weights(name, body_name) if name else None
+
+
+def load_method_weights(method: str, body):
+    """The model `method` runs on by default on `body` (its shipped weights, loaded), or
+    None when nothing is shipped for it on this body or the backbone's packages are missing."""
+    found = method_weights(method, getattr(body, "name", "open"))
+    return load_shipped(found.name, body=body) if found is not None else None
 
 
 def load_shipped(name: str, body=None, **overrides):
