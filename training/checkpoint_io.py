@@ -58,13 +58,14 @@ def load_training_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    from core.models.checkpoints import CheckpointError, read_checkpoint_file
+
     try:
         with safe_checkpoint_globals():
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — torch raises UnpicklingError/RuntimeError/…
-        msg = str(exc).split("\n")[0]
+            ckpt = read_checkpoint_file(path)       # torch.load(weights_only=True), its errors in words
+    except CheckpointError as exc:
         raise CheckpointRefused(f"{path} is not a checkpoint of this project's trainer, or it is damaged or "
-                                f"tampered with; it was not loaded (nothing in it was run): {msg}") from None
+                                f"tampered with; it was not loaded (nothing in it was run): {exc}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointRefused(f"{path} is not a Lightning checkpoint of this project's trainer "
                                 f"(no state_dict / hyper_parameters)")
