@@ -35,6 +35,7 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from core.utils.io import atomic_savez
+from core.utils.npz import LimitedNpz, NpzLimitError, NpzLimits
 
 __all__ = ["Step", "Trace", "TraceFormatError", "TRACE_FORMAT", "TRACE_VERSION"]
 
@@ -43,6 +44,17 @@ TRACE_VERSION = 1
 HEADER_KEY = "__trace__"
 
 PathLike = Union[str, os.PathLike]
+
+# Limits on what a trace file may declare, checked before anything is allocated (an upload
+# is read with these; real traces are a few MB: 200 SMPLify steps of the 6,890-vertex body
+# with maps are < 40 MB).
+TRACE_LIMITS = NpzLimits(max_members=50_000, max_member_bytes=64 << 20, max_total_bytes=256 << 20)
+MAX_HEADER_BYTES = 16 << 20
+MAX_STEPS = 5_000
+MAX_CROP_SIDE = 2_048
+MAX_VERTICES = 200_000
+MAX_FACES = 400_000
+MAX_JOINTS = 1_000
 
 
 class TraceFormatError(ValueError):
@@ -321,18 +333,20 @@ class Trace:
     @classmethod
     def _read(cls, f, source: str) -> "Trace":
         try:
-            npz = np.load(f, allow_pickle=False)
+            npz = LimitedNpz(f, source, TRACE_LIMITS)
+        except NpzLimitError as e:
+            raise TraceFormatError(f"{e}. Traces written by HMR Studio are far smaller; this file is refused.") from None
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
             raise TraceFormatError(f"{source}: not an HMR Studio trace (.npz expected): {e}") from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise TraceFormatError(f"{source}: not an HMR Studio trace: this is a single .npy array, "
-                                   f"not an .npz archive")
         with npz:
-            if HEADER_KEY not in npz.files:
+            if HEADER_KEY not in npz:
                 raise TraceFormatError(f"{source}: not an HMR Studio trace: no '{HEADER_KEY}' header "
                                        f"(keys: {sorted(npz.files)[:8]}…)")
             try:
-                header = json.loads(str(npz[HEADER_KEY][()]))
+                raw = npz.array(HEADER_KEY, max_shape=(), max_bytes=MAX_HEADER_BYTES)
+                header = json.loads(str(raw[()]))
+            except NpzLimitError as e:
+                raise TraceFormatError(f"{e}") from None
             except (ValueError, TypeError) as e:
                 raise TraceFormatError(f"{source}: unreadable trace header: {e}") from None
             if not isinstance(header, dict) or header.get("format") != TRACE_FORMAT:
@@ -344,36 +358,59 @@ class Trace:
             if version > TRACE_VERSION:
                 raise TraceFormatError(f"{source}: trace format version {version} was written by a newer "
                                        f"HMR Studio; this one reads versions <= {TRACE_VERSION}. Upgrade to open it.")
+            steps_header = header.get("steps")
+            if isinstance(steps_header, list) and len(steps_header) > MAX_STEPS:
+                raise TraceFormatError(f"{source}: the trace lists {len(steps_header)} steps; at most {MAX_STEPS} "
+                                       f"are accepted")
 
-            def get(key: str) -> np.ndarray:
-                if key not in npz.files:
+            def get(key: str, max_shape=None) -> np.ndarray:
+                if key not in npz:
                     raise TraceFormatError(f"{source}: corrupt trace: array '{key}' listed in the header is missing")
-                return npz[key]
+                try:
+                    return npz.array(key, max_shape=max_shape)
+                except NpzLimitError as e:
+                    raise TraceFormatError(str(e)) from None
 
             try:
+                seen: set[str] = set()
                 steps = []
-                for sh in header["steps"]:
+                for sh in steps_header:
                     key = sh["key"]
+                    if not isinstance(key, str) or key in seen:
+                        raise TraceFormatError(f"{source}: corrupt trace: step key {key!r} is repeated or invalid")
+                    seen.add(key)
                     steps.append(Step(
                         label=sh["label"],
                         params={k: get(f"{key}/params/{k}") for k in sh["params"]},
-                        vertices=get(f"{key}/vertices") if sh["vertices"] else None,
-                        joints2d=get(f"{key}/joints2d") if sh["joints2d"] else None,
+                        vertices=get(f"{key}/vertices", (MAX_VERTICES, 3)) if sh["vertices"] else None,
+                        joints2d=get(f"{key}/joints2d", (MAX_JOINTS, 2)) if sh["joints2d"] else None,
                         losses=sh["losses"],
                         maps={k: get(f"{key}/maps/{k}") for k in sh["maps"]},
                         meta=sh["meta"],
                     ))
-                return cls(
+                trace = cls(
                     method=header["method"],
-                    crop=get("crop") if header["crop"] else None,
+                    crop=get("crop", (MAX_CROP_SIDE, MAX_CROP_SIDE, 3)) if header["crop"] else None,
                     camera={k: get(f"camera/{k}") for k in header["camera"]},
                     steps=steps,
                     body=header["body"],
-                    target_keypoints=get("target_keypoints") if header["target_keypoints"] else None,
-                    faces=get("faces") if header["faces"] else None,
+                    target_keypoints=get("target_keypoints", (MAX_JOINTS, 3)) if header["target_keypoints"] else None,
+                    faces=get("faces", (MAX_FACES, 3)) if header["faces"] else None,
                     meta=header["meta"],
                 )
             except TraceFormatError:
                 raise
             except (KeyError, TypeError, ValueError) as e:
                 raise TraceFormatError(f"{source}: corrupt trace (missing or bad field: {e})") from None
+        trace._check_mesh_indices(source)
+        return trace
+
+    def _check_mesh_indices(self, source: str) -> None:
+        """Faces must index every step's vertices (a mismatch would fail deep in a renderer)."""
+        if self.faces is None or not self.faces.size:
+            return
+        lo, hi = int(self.faces.min()), int(self.faces.max())
+        for s in self.steps:
+            if s.vertices is not None and (lo < 0 or hi >= len(s.vertices)):
+                raise TraceFormatError(f"{source}: corrupt trace: its faces use vertex indices {lo}..{hi} but step "
+                                       f"{s.label!r} has {len(s.vertices)} vertices")

@@ -118,25 +118,57 @@ def _exif_orientation(img: Image.Image) -> int:
     return value if 1 <= value <= 8 else 0
 
 
-def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
-    """Any PIL mode → 8-bit RGB (alpha composited on white, 16-bit scaled, not clipped)."""
+_HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_STRIP_PIXELS = 1 << 22
+"""Pixels converted at a time when a high-bit-depth image is brought to 8 bit."""
+
+
+def _to_uint8(a: np.ndarray, mode: str, lo: float, hi: float) -> np.ndarray:
+    """One strip of a high-bit-depth image → uint8 (16-bit scaled by 1/257; 32-bit and float
+    stretched from [lo, hi] when outside 0..255; float in 0..1 scaled by 255)."""
+    a = a.astype(np.float32)
+    if mode.startswith("I;16"):
+        a = a * np.float32(1.0 / 257.0)
+    elif hi > 255.0 or lo < 0.0:
+        a = (a - np.float32(lo)) * np.float32(255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    elif mode == "F" and hi <= 1.0:
+        a = a * np.float32(255.0)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def _high_bit_depth_to_l(img: Image.Image, factor: int) -> Image.Image:
+    """16/32-bit or float image → 8-bit grayscale, box-downscaled by ``factor``, converted a
+    strip of rows at a time (no full-size float copy: memory stays near the decoded image)."""
+    w, h = img.size
+    factor = max(1, factor)
+    rows = max(factor, (_STRIP_PIXELS // max(w, 1)) // factor * factor)
+    lo, hi = np.inf, -np.inf
+    for y in range(0, h, rows):
+        strip = np.asarray(img.crop((0, y, w, min(h, y + rows))))
+        if not np.isfinite(strip).all():
+            raise ImageInputError("The image contains invalid (NaN/inf) pixel values.")
+        lo, hi = min(lo, float(strip.min())), max(hi, float(strip.max()))
+    out_w, out_h = max(1, w // factor), max(1, h // factor)
+    out = np.empty((out_h, out_w), np.uint8)
+    for y in range(0, out_h * factor, rows):
+        strip = np.asarray(img.crop((0, y, out_w * factor, min(out_h * factor, y + rows))))
+        g = _to_uint8(strip, img.mode, lo, hi)
+        if factor > 1:
+            g = g.reshape(g.shape[0] // factor, factor, out_w, factor).mean(axis=(1, 3)).round().astype(np.uint8)
+        out[y // factor:y // factor + g.shape[0]] = g
+    return Image.fromarray(out)
+
+
+def _to_rgb(img: Image.Image, notes: list[str], max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
+    """Any PIL mode → 8-bit RGB (alpha composited on white, high bit depth scaled, not clipped;
+    those are also box-downscaled here, towards ``max_side``, since PIL cannot reduce them)."""
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(a).all():
-            raise ImageInputError("The image contains invalid (NaN/inf) pixel values.")
-        if mode.startswith("I;16"):
-            a = a / 257.0
-        elif a.max() > 255.0 or a.min() < 0.0:  # 32-bit int / float: stretch to 8 bit
-            lo, hi = float(a.min()), float(a.max())
-            a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        elif mode == "F" and a.max() <= 1.0:
-            a = a * 255.0
-        g = np.clip(np.round(a), 0, 255).astype(np.uint8)
+    if mode in _HIGH_BIT_DEPTH:
+        g = _high_bit_depth_to_l(img, max(img.size) // max_side)
         notes.append(f"converted a high-bit-depth ({mode}) image to 8-bit")
-        return Image.fromarray(np.stack([g] * 3, axis=-1))
+        return g.convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -150,15 +182,16 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
 
 
 def _reduce(img: Image.Image, max_side: int) -> Image.Image:
-    """Integer box-downscale huge images *before* colour conversion (cheaper, less memory)."""
+    """Integer box-downscale huge images *before* colour conversion (cheaper, less memory).
+    High-bit-depth images are reduced while converted (:func:`_to_rgb`)."""
     factor = max(img.size) // max_side
-    if factor < 2:
+    if factor < 2 or img.mode in _HIGH_BIT_DEPTH:
         return img
     if img.mode == "1":
         img = img.convert("L")
     try:
         return img.reduce(factor)
-    except ValueError:  # modes without reduce (e.g. I;16): converted first, resized after
+    except ValueError:  # a mode without reduce: converted first, resized after
         return img
 
 
@@ -222,7 +255,7 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE, min_side: 
     original = (h, w) if orientation < 5 else (w, h)
 
     img = _reduce(img, max_side)
-    img = _to_rgb(img, notes)
+    img = _to_rgb(img, notes, max_side)
     cur_w, cur_h = img.size
     if max(cur_w, cur_h) > max_side:
         ratio = max_side / max(cur_w, cur_h)

@@ -183,3 +183,44 @@ def test_example_images_are_generated_once(tmp_path):
     assert load_image(paths[1]).rgb.shape == (512, 1024, 3)
     mtime = paths[0].stat().st_mtime_ns
     assert example_images(tmp_path)[0].stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_high_bit_depth_downscaling_matches_a_float64_reference(mode):
+    """Strip-wise conversion + box reduction equals converting the whole image in float64
+    and averaging 3×3 blocks (the slow obvious way)."""
+    rng = np.random.default_rng(0)
+    raw = {"I;16": rng.integers(0, 65536, (301, 451)).astype(np.uint16),
+           "I": rng.integers(-5000, 90000, (301, 451)).astype(np.int32),
+           "F": rng.uniform(0, 1, (301, 451)).astype(np.float32)}[mode]
+    img = Image.fromarray(raw)
+    assert img.mode == mode
+    out = load_image(img, max_side=150)
+    a = raw.astype(np.float64)
+    if mode == "I;16":
+        a = a / 257.0
+    elif mode == "I":
+        a = (a - a.min()) * 255.0 / (a.max() - a.min())
+    else:
+        a = a * 255.0
+    g = np.clip(np.rint(a), 0, 255)[:300, :450].reshape(100, 3, 150, 3).mean(axis=(1, 3))
+    assert out.rgb.shape == (100, 150, 3)
+    np.testing.assert_allclose(out.rgb[..., 1].astype(float), g, atol=1.0)
+
+
+def test_a_huge_16bit_png_stays_within_memory(tmp_path):
+    """A 10000² 16-bit grayscale PNG (≈0.2 MB on disk, under the pixel limit): decoded under a
+    1.5 GB address-space cap with memory near PIL's own 16-bit buffer (200 MB), not the
+    float64 copies (≈2.5 GB) of a whole-image conversion."""
+    from tests.helpers.memory import run_capped
+
+    a = np.zeros((10_000, 10_000), np.uint16)
+    a[2000:8000, 4000:6000] = 40000
+    path = tmp_path / "big16.png"
+    Image.fromarray(a).save(path)
+    del a
+    res = run_capped("from studio.images import load_image",
+                     f"r = load_image({str(path)!r}); assert r.rgb.shape == (2048, 2048, 3), r.rgb.shape; "
+                     f"assert r.rgb[1024, 1024, 0] == 156, r.rgb[1024, 1024]", cap_mb=1536)
+    assert res["error"] is None, res
+    assert res["peak_mb"] < 400, res

@@ -12,6 +12,7 @@ import torch
 import core.methods as M
 from core.geometry import points_to_crop
 from core.trace import TRACE_VERSION, Step, Trace, TraceFormatError
+from tests.helpers.memory import run_capped
 
 RNG = np.random.default_rng(0)
 
@@ -318,3 +319,74 @@ def test_method_inputs_validation_and_from_image():
         M.MethodInputs(inp.image.astype(np.float32), inp.crop, inp.center, inp.scale)
     with pytest.raises(ValueError, match="scale"):
         M.MethodInputs(inp.image, inp.crop, inp.center, 0.0)
+
+
+# ----------------------------------------------------------------------------- upload limits
+def _bomb_trace(path, n_steps=1, repeat_key=False, crop_shape=(8000, 8000, 3), step_array=None):
+    """A trace archive written member by member: a crop of zeros declared (and stored) at
+    ``crop_shape`` (deflate makes it tiny), and steps whose vertices are ``step_array``."""
+    header = {"format": "hmr-studio-trace", "version": TRACE_VERSION, "method": "evil", "body": "open", "meta": {},
+              "camera": [], "crop": True, "faces": False, "target_keypoints": False, "steps": []}
+    for i in range(n_steps):
+        key = "step000" if repeat_key else f"step{i:03d}"
+        header["steps"].append({"key": key, "label": str(i), "params": [], "maps": [], "losses": {}, "meta": {},
+                                "vertices": step_array is not None, "joints2d": False})
+
+    def member(zf, name, shape, dtype, chunk=1 << 24):
+        with zf.open(name + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                     "shape": shape})
+            left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            zeros = bytes(min(chunk, left))
+            while left:
+                f.write(zeros[:min(chunk, left)])
+                left -= min(chunk, left)
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        buf = io.BytesIO()
+        np.save(buf, np.array(json.dumps(header)))
+        zf.writestr("__trace__.npy", buf.getvalue())
+        member(zf, "crop", crop_shape, np.uint8)
+        if step_array is not None:
+            for i in range(1 if repeat_key else n_steps):
+                member(zf, f"step{i:03d}/vertices", step_array, np.float32)
+    return path
+
+
+def test_a_decompression_bomb_crop_is_refused_before_allocation(tmp_path):
+    """8000×8000×3 zeros compress to ≈190 KB; the declared size is refused from the zip and
+    .npy headers, under a 1 GB address-space cap, without memory growth."""
+    path = _bomb_trace(tmp_path / "bomb.npz")
+    assert path.stat().st_size < 1_000_000
+    res = run_capped("from core.trace import Trace", f"Trace.load({str(path)!r})", cap_mb=1024)
+    assert res["error"].startswith("TraceFormatError") and "limit" in res["error"], res
+    assert res["peak_mb"] < 50, res
+    ok = _bomb_trace(tmp_path / "ok.npz", crop_shape=(224, 224, 3))
+    assert Trace.load(ok).crop.shape == (224, 224, 3)
+
+
+def test_steps_that_repeat_one_array_are_refused(tmp_path):
+    """The header lists one step (150,000 vertices) 15 times: refused at the first repeat
+    (each array is read at most once anyway), and memory stays bounded."""
+    path = _bomb_trace(tmp_path / "rep.npz", n_steps=15, repeat_key=True, crop_shape=(224, 224, 3),
+                       step_array=(150_000, 3))
+    res = run_capped("from core.trace import Trace", f"Trace.load({str(path)!r})", cap_mb=1024)
+    assert res["error"].startswith("TraceFormatError") and "repeated" in res["error"], res
+    assert res["peak_mb"] < 100, res
+
+
+def test_too_many_steps_and_too_many_vertices_are_refused(tmp_path):
+    path = _bomb_trace(tmp_path / "many.npz", n_steps=6000, crop_shape=(8, 8, 3))
+    with pytest.raises(TraceFormatError, match="6000 steps; at most 5000"):
+        Trace.load(path)
+    path = _bomb_trace(tmp_path / "verts.npz", n_steps=1, crop_shape=(8, 8, 3), step_array=(300_000, 3))
+    with pytest.raises(TraceFormatError, match=r"shape \(300000, 3\); at most 200000×3"):
+        Trace.load(path)
+
+
+def test_faces_beyond_the_vertices_are_a_clear_error(tmp_path):
+    t = _make_trace(2)
+    t.faces = np.array([[0, 1, 60]])   # the steps have 50 vertices
+    t.save(tmp_path / "t.npz")
+    with pytest.raises(TraceFormatError, match="vertex indices 0..60 but step .* has 50 vertices"):
+        Trace.load(tmp_path / "t.npz")
