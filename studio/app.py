@@ -26,6 +26,7 @@ from .images import ImageInputError, LoadedImage, example_images, load_image
 from .pipeline import MethodChoice, MethodRunner, detect, draw_people, method_choices, person_inputs, person_label
 from .plots import loss_figure
 from .session import StudioSession, write_jpeg
+from .tempfiles import install_exit_on_sigterm, request_folder, sweep_orphans
 from .views import ViewSettings, mesh_status, overlay_image, trace_intrinsics
 
 __all__ = ["build_app", "launch_app", "StudioApp", "THEME_KWARGS", "CSS"]
@@ -584,7 +585,7 @@ class StudioApp:
             self._select(session, 0)
             name = method or self.default_method()
             trace = self.run(name, session, int(iterations) if iterations else None)
-            out = Path(tempfile.mkdtemp(prefix="hmr-studio-api-"))
+            out = request_folder()
             img = write_jpeg(out / f"{name}_overlay.jpg", overlay_image(trace, -1, self.settings))
             tfile = out / f"{name}_trace.npz"
             trace.save(tfile)
@@ -773,6 +774,10 @@ def launch_app(config: Optional[StudioConfig] = None, **launch_kwargs):
     import threading
 
     config = config or StudioConfig()
+    removed = sweep_orphans()           # what killed servers left behind
+    if removed:
+        log.info("removed %d leftover temporary files/folders of earlier studio processes", len(removed))
+    install_exit_on_sigterm()           # SIGTERM → normal exit: the temporary folder is deleted
     demo = build_app(config)
     threading.Thread(target=demo.studio.warm_up, name="studio-warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1, max_size=64)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import queue
 import shutil
-import tempfile
 import threading
 import uuid
 from concurrent.futures import Future
@@ -24,10 +23,12 @@ import cv2
 import numpy as np
 
 from core.trace import Trace
+from core.utils.io import atomic_write_bytes
 
 from .export import image_plane, mesh_glb, mesh_obj, scene_glb, step_params_npz
 from .maps import map_panels
 from .shading import DEFAULT_MESH_COLOR
+from .tempfiles import process_root
 from .views import (
     ViewSettings,
     compare_strip,
@@ -101,9 +102,7 @@ def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 90) -> Path:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError(f"could not encode {path.name}")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.tobytes())
     return path
 
 
@@ -215,12 +214,7 @@ class TraceViews:
 
     def _write(self, name: str, data: bytes | str) -> Path:
         path = self.folder / name
-        tmp = path.with_name(path.name + ".part")
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
         return path
 
     def _stem(self, i: int) -> str:
@@ -300,17 +294,6 @@ class TraceViews:
         return items
 
 
-_ROOT: Optional[Path] = None
-
-
-def _root() -> Path:
-    global _ROOT
-    if _ROOT is None:
-        _ROOT = Path(tempfile.mkdtemp(prefix="hmr-studio-"))
-        atexit.register(shutil.rmtree, _ROOT, True)
-    return _ROOT
-
-
 class StudioSession:
     """One visitor's state (held in a ``gr.State``; :meth:`close` deletes its files).
 
@@ -327,7 +310,7 @@ class StudioSession:
 
     def __init__(self, root: Optional[Path] = None):
         self.id = uuid.uuid4().hex[:12]
-        self.folder = Path(root or _root()) / f"session-{self.id}"
+        self.folder = Path(root or process_root()) / f"session-{self.id}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.image = None
         self.detection = None

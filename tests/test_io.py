@@ -223,3 +223,56 @@ def test_unknown_chumpy_op_gives_clear_error():
     obj.__setstate__({"a": np.ones(3), "axis": 0})
     with pytest.raises(ValueError, match="chumpy.ch_ops.sum"):
         obj.to_array()
+
+
+def test_temp_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    """A process SIGKILLed inside ``atomic_open`` leaves ``.<name>.<pid>.<rand>.tmp``; the
+    next atomic write of that name removes it (three kills leave one file, not three);
+    temp files of live processes are kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.utils.io import atomic_write_bytes, remove_stale_temp_files
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from core.utils.io import atomic_open\n"
+            "with atomic_open(sys.argv[2]) as f:\n    f.write(b'x' * 1000); f.flush(); print('in', flush=True); "
+            "time.sleep(60)")
+    target = tmp_path / "run.npz"
+    for _ in range(3):
+        p = subprocess.Popen([sys.executable, "-c", code, str(root), str(target)], stdout=subprocess.PIPE)
+        assert p.stdout.readline().strip() == b"in"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    left = list(tmp_path.glob(".run.npz.*.tmp"))   # each writer removed the previous victim's file
+    assert len(left) == 1 and f".{p.pid}." in left[0].name
+    mine = tmp_path / f".run.npz.{os.getpid()}.abcd.tmp"
+    mine.write_bytes(b"in progress")
+    other = tmp_path / f".other.npz.{p.pid}.efgh.tmp"
+    other.write_bytes(b"x")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(x.name for x in tmp_path.glob(".*.tmp")) == sorted([mine.name, other.name])
+    assert remove_stale_temp_files(tmp_path) == [other] and mine.exists()
+
+
+
+def test_api_request_folders_expire(monkeypatch, tmp_path):
+    import os
+    import time
+
+    import studio.tempfiles as T
+
+    monkeypatch.setattr(T, "_ROOT", None)
+    monkeypatch.setattr(T.tempfile, "tempdir", str(tmp_path))
+    a = T.request_folder()
+    (a / "overlay.jpg").write_bytes(b"x")
+    old = time.time() - T.REQUEST_TTL_S - 5
+    os.utime(a, (old, old))
+    b = T.request_folder()                 # a new request sweeps the expired one
+    assert not a.exists() and b.is_dir()
+    assert T.process_root().name.startswith(f"hmr-studio-{os.getpid()}-")
+    T._remove(T.process_root())

@@ -80,3 +80,30 @@ def test_eight_concurrent_clients_all_complete(server, files):
     with ThreadPoolExecutor(8) as ex:
         summaries = list(ex.map(one, range(8)))
     assert all(s.get("method") == TEST_METHOD for s in summaries), summaries
+
+
+def test_temporary_files_are_swept_at_start_and_removed_on_sigterm(tmp_path, files):
+    """At start-up the server removes what a killed server left (its process folder, a
+    stale atomic-write temp file); its own folder (API request files included) is deleted
+    when it is stopped with SIGTERM."""
+    import signal
+    import subprocess
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp / f"hmr-studio-{dead.pid}-abc123"
+    (orphan / "session-x").mkdir(parents=True)
+    stale = tmp / f".run.npz.{dead.pid}.x1y2z3.tmp"
+    stale.write_bytes(b"partial")
+    with LiveServer(tmp_path, env={"TMPDIR": str(tmp)}) as s:
+        assert not orphan.exists() and not stale.exists()
+        client = gradio_client.Client(s.url, verbose=False)
+        _, trace_file, summary = _call(client, files / "astronaut.jpg")
+        assert "error" not in summary, summary
+        roots = list(tmp.glob(f"hmr-studio-{s.proc.pid}-*"))
+        assert len(roots) == 1 and len(list((roots[0] / "api").iterdir())) == 1
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=30) != 0
+        assert not roots[0].exists()

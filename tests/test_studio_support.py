@@ -196,7 +196,7 @@ class LiveServer:
     """The studio launched in a subprocess on a free 127.0.0.1 port (context manager)."""
 
     def __init__(self, tmp_path, methods=(TEST_METHOD,), iterations: int = 6, preview: int = 0,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, env: dict | None = None):
         import subprocess
         import sys
         from pathlib import Path
@@ -205,7 +205,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = Path(tmp_path) / "server.log"
         root = str(Path(__file__).resolve().parents[1])
-        env = {**__import__("os").environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        env = {**__import__("os").environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SERVER_CODE, root, str(self.port), ",".join(methods), str(iterations),

@@ -90,7 +90,7 @@ def fit_least_squares(up, body, lowpoly, num_bodies: int, seed: int, ridge: floa
     _pass(body, lowpoly, num_bodies, seed, chunk,
           lambda x, y: _gram(l1, x.double(), y[:, ids1].double(), G1, r1))
     _solve(l1, G1, r1, ridge)
-    del G1, r1
+    G1 = r1 = None  # free the layer-1 system before building layer 2's
     G2 = torch.zeros(l2.num_outputs, l2.index.shape[1], l2.index.shape[1], dtype=torch.float64)
     r2 = torch.zeros(l2.num_outputs, l2.index.shape[1], dtype=torch.float64)
     _pass(body, lowpoly, num_bodies, seed, chunk,

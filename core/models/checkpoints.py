@@ -268,8 +268,8 @@ def _hints(model_sd: Mapping, ckpt_sd: Mapping, missing, unexpected, mismatched)
         if key.endswith("Dmap") or re.fullmatch(r"regressor\.[12]\.fc1\.weight", key):
             hints.append(
                 "PyMAF levels 1–2 take 5 features per sampling vertex (fc1 width = 5·N + 157); "
-                f"the checkpoint and the model sample different vertex sets — official PyMAF "
-                f"weights need the SMPL body (431 sampling vertices) and layout='official'")
+                "the checkpoint and the model sample different vertex sets — official PyMAF "
+                "weights need the SMPL body (431 sampling vertices) and layout='official'")
             break
     for key, ck, md in mismatched:
         if key == "fc1.weight":

@@ -17,7 +17,9 @@ import copyreg
 import io
 import os
 import pickle
+import re
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
 
@@ -27,6 +29,8 @@ __all__ = [
     "atomic_open",
     "atomic_write_bytes",
     "atomic_savez",
+    "pid_alive",
+    "remove_stale_temp_files",
     "UnsafePickleError",
     "ChumpyStandIn",
     "restricted_load_pickle",
@@ -43,11 +47,54 @@ def _current_umask() -> int:
     return mask
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # PermissionError: it exists but is not ours
+    return pid > 0
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}."
+
+
+def remove_stale_temp_files(directory: PathLike, name: str = "*") -> list[Path]:
+    """Delete the temporary files of :func:`atomic_open` left in ``directory`` by processes
+    that no longer run (killed mid-write: SIGKILL, power loss). Files of running processes
+    are kept.
+
+    Args:
+        directory: folder to clean.
+        name: only the temporary files for this destination name (default: all).
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for p in Path(directory).glob(f".{glob_escape(name) if name != '*' else '*'}.*.tmp"):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or (name != "*" and m["name"] != name) or pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
     """Context manager yielding a binary file whose content replaces ``path`` atomically
     when the ``with`` block exits normally; if the block raises, ``path`` is left as it was
     and the temporary file is deleted.
+
+    The temporary file is ``.<name>.<pid>.<random>.tmp`` next to ``path``; those of killed
+    processes for the same name are removed before writing (:func:`remove_stale_temp_files`).
 
     Args:
         path: destination file; its directory must exist.
@@ -58,7 +105,8 @@ def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"atomic write: directory {str(directory)!r} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    remove_stale_temp_files(directory, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
