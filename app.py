@@ -16,7 +16,10 @@ def main() -> None:
     port = os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT")
     config = StudioConfig(host=os.environ.get("HMR_STUDIO_HOST", "0.0.0.0" if on_space else "127.0.0.1"),
                           port=int(port) if port else None,
-                          default_iterations=int(os.environ.get("HMR_STUDIO_ITERATIONS", "200")))
+                          default_iterations=int(os.environ.get("HMR_STUDIO_ITERATIONS", "200")),
+                          # behind the Space's proxy every request comes from the proxy's address;
+                          # the proxy's X-Forwarded-For names the visitor (API fairness per visitor)
+                          trust_forwarded_for=on_space)
     launch_app(config)
 
 

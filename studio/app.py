@@ -13,18 +13,22 @@ from __future__ import annotations
 import html
 import logging
 import tempfile
+import threading
 import traceback
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from core.quality import QualityVerdict
 from core.trace import Trace, TraceFormatError
 
 from .config import StudioConfig
 from .images import ImageInputError, LoadedImage, example_images, load_image
 from .pipeline import MethodChoice, MethodRunner, detect, draw_people, method_choices, person_inputs, person_label
 from .plots import loss_figure
+from .fairqueue import Cancelled, FairQueue, QueueFull
 from .session import StudioSession, write_jpeg
 from .tempfiles import install_exit_on_sigterm, request_folder, sweep_orphans
 from .views import ViewSettings, mesh_status, overlay_image, trace_intrinsics
@@ -75,6 +79,22 @@ def THEME_KWARGS() -> dict:  # noqa: N802 - a constant-like factory (themes must
 # ----------------------------------------------------------------------------- helpers
 def _box(text: str, kind: str = "ok") -> str:
     return f'<div class="studio-{kind}">{text}</div>' if text else ""
+
+
+MEMORY_MESSAGE = ("The server ran out of memory {what}. Try a smaller photo or fewer iterations; if it "
+                  "keeps happening, the server needs more memory.")
+_VERDICT_BOX = {"good": "ok", "doubtful": "warn", "failed": "err"}
+
+
+def _done_box(what: str, trace: Trace) -> str:
+    """The status after a run: "Done" with the quality verdict (core.quality) and its
+    reasons, coloured by the verdict."""
+    q = QualityVerdict.from_meta(trace.meta.get("quality"))
+    if q is None:
+        return _box(f"Done: {what}.", "ok")
+    head = {"good": "Done", "doubtful": "Done — doubtful result", "failed": "Failed fit"}[q.level]
+    reasons = "".join(f"<br>• {_esc(r)}" for r in q.reasons)
+    return _box(f"{head}: {what}.{reasons}", _VERDICT_BOX[q.level])
 
 
 def _esc(text: str) -> str:
@@ -176,6 +196,8 @@ class StudioApp:
         self.runner = MethodRunner(self.config)
         self.settings = ViewSettings()
         self._examples: Optional[list[Path]] = None
+        self._lock = threading.Lock()
+        self._api_queue: Optional[FairQueue] = None
 
     # -------------------------------------------------------------- method list
     def choices(self) -> list[MethodChoice]:
@@ -381,8 +403,11 @@ class StudioApp:
             log.warning("run of %s failed: %s\n%s", name, e, traceback.format_exc())
             yield fail(f"{name} failed: {e}")
             return
+        except MemoryError:
+            yield fail(MEMORY_MESSAGE.format(what=f"running {name}"))
+            return
         session.add_trace(name, trace, self.settings, limit=self.config.max_prerender_steps)
-        yield (session, _box(f"Done: <b>{_esc(name)}</b>, {len(trace.steps)} steps.", "ok"),
+        yield (session, _done_box(f"<b>{_esc(name)}</b>, {len(trace.steps)} steps", trace),
                *self.show(session, -1, with_photo))
 
     def show(self, session: StudioSession, index: int = -1, with_photo: bool = True) -> tuple:
@@ -483,14 +508,16 @@ class StudioApp:
             return (session, "") + (gr.skip(),) * 13
         name = Path(path).name
         try:
-            data = Path(path).read_bytes()
-            if not data:
+            if Path(path).stat().st_size == 0:
                 raise TraceFormatError("the file is empty")
-            trace = Trace.from_bytes(data)
+            trace = Trace.load(path)       # sizes checked before anything is allocated
             if not trace.steps:
                 raise TraceFormatError("the trace has no steps")
         except (TraceFormatError, OSError, ValueError, TypeError, KeyError) as e:
             return (session, _box(f"⚠ {_esc(name)} is not a readable HMR Studio trace: {_esc(e)}", "err")) + \
+                (gr.skip(),) * 13
+        except MemoryError:
+            return (session, _box(f"⚠ {_esc(MEMORY_MESSAGE.format(what='opening ' + name))}", "err")) + \
                 (gr.skip(),) * 13
         session.add_trace(f"upload: {name[:40]}", trace, self.settings, limit=self.config.max_prerender_steps)
         return (session, _box(f"Opened <b>{_esc(name)}</b> ({_esc(trace.method)}, {len(trace.steps)} steps).", "ok"),
@@ -519,12 +546,15 @@ class StudioApp:
                 ran.append(c.name)
         keys = list(session.traces)
         gallery = [(str(p), c) for p, c in session.compare_images(keys)]
-        rows = ["| method | steps | final 2D keypoint error (px) | weights |", "|---|---|---|---|"]
+        rows = ["| method | steps | final 2D keypoint error (px) | verdict | weights |", "|---|---|---|---|---|"]
         for k in keys:
             tr = session.traces[k]
             err = tr.final.losses.get("keypoints_2d_px", float("nan"))
             w = "untrained" if tr.meta.get("weights_trained") is False else "—"
-            rows.append(f"| {_esc(k)} | {len(tr.steps)} | {_fmt(err)} | {w} |")
+            q = QualityVerdict.from_meta(tr.meta.get("quality"))
+            verdict = "—" if q is None else _esc(q.summary)
+            shown = _fmt(err) if q is None or q.level != "failed" else "failed"
+            rows.append(f"| {_esc(k)} | {len(tr.steps)} | {shown} | {verdict} | {w} |")
         status = f"Compared {len(keys)} runs."
         if failed:
             status += " Failed: " + "; ".join(_esc(f) for f in failed)
@@ -564,36 +594,98 @@ class StudioApp:
             log.warning("warm-up failed: %s", e)
 
     # -------------------------------------------------------------- API (gradio_client)
-    def api_reconstruct(self, image_path, method, iterations):
+    def api_reconstruct(self, image_path, method, iterations, request=None):
         """Stateless endpoint ``/reconstruct``: photo → (overlay image, trace .npz, summary).
-        `iterations` is bounded as in the UI (:data:`MAX_ITERATIONS`), checked first."""
-        session = StudioSession()
+
+        A generator: the work runs on :attr:`api_queue` (fair between callers, at most
+        ``FairQueue.max_pending`` waiting per caller); while it waits or runs, a status
+        summary is yielded every second, and when the client goes away Gradio closes this
+        generator, which cancels the job (a running fit stops at its next step).
+        `iterations` is bounded as in the UI (:data:`MAX_ITERATIONS`), checked first.
+        """
         try:
             if iterations not in (None, ""):
                 check_iterations(iterations)
-            if not image_path:
-                return None, None, {"error": "no image"}
+        except ValueError as e:
+            yield None, None, {"error": str(e)}
+            return
+        if not image_path:
+            yield None, None, {"error": "no image"}
+            return
+        caller = self._caller(request)
+        try:
+            job = self.api_queue.submit(caller, lambda cancel: self._api_job(image_path, method, iterations, cancel))
+        except QueueFull as e:
+            yield None, None, {"error": f"Too many requests from {caller}: {e}."}
+            return
+        try:
+            while True:
+                try:
+                    result = job.result(timeout=1.0)
+                    break
+                except FutureTimeout:
+                    yield None, None, {"status": job.state}
+            yield result
+        finally:
+            job.cancel()   # the client left (generator closed) or it finished: nothing more to run
+
+    def _caller(self, request) -> str:
+        """Who sent an API request: the client address (or, behind a trusted proxy, the
+        first X-Forwarded-For address)."""
+        if self.config.trust_forwarded_for:
+            forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "")
+            first = forwarded.split(",")[0].strip()
+            if first:
+                return first[:64]
+        return getattr(getattr(request, "client", None), "host", None) or "local"
+
+    @property
+    def api_queue(self) -> FairQueue:
+        """The API's job queue (created on first use; ``config.api_workers`` jobs at once)."""
+        with self._lock:
+            if self._api_queue is None:
+                self._api_queue = FairQueue(workers=self.config.api_workers, max_pending=self.config.api_max_pending)
+            return self._api_queue
+
+    def _api_job(self, image_path, method, iterations, cancel: threading.Event):
+        """One ``/reconstruct`` request's work (on an API worker); stops at the next
+        optimisation step once ``cancel`` is set."""
+        session = StudioSession()
+
+        def check(fraction, message):  # the methods' progress callback: the cancel point
+            if cancel.is_set():
+                raise Cancelled(f"cancelled at: {message}")
+
+        try:
             try:
                 loaded = load_image(image_path, max_side=self.config.max_side)
             except ImageInputError as e:
                 return None, None, {"error": str(e)}
+            check(0.0, "photo loaded")
             det = detect(loaded.rgb)
             if not det.people:
                 return None, None, {"error": det.message}
+            check(0.0, "people detected")
             session.image = loaded
             session.detection = det
             self._select(session, 0)
             name = method or self.default_method()
-            trace = self.run(name, session, int(iterations) if iterations else None)
+            trace = self.run(name, session, int(iterations) if iterations else None, progress=check)
             out = request_folder()
             img = write_jpeg(out / f"{name}_overlay.jpg", overlay_image(trace, -1, self.settings))
             tfile = out / f"{name}_trace.npz"
             trace.save(tfile)
             return str(img), str(tfile), {"method": trace.method, "steps": len(trace.steps),
                                           "people": len(det.people), "final_losses": trace.final.losses,
-                                          "weights_trained": trace.meta.get("weights_trained")}
+                                          "weights_trained": trace.meta.get("weights_trained"),
+                                          "quality": trace.meta.get("quality")}
+        except Cancelled:
+            log.info("/reconstruct cancelled (the client went away)")
+            return None, None, {"error": "the request was cancelled"}
         except (ValueError, RuntimeError) as e:
             return None, None, {"error": str(e)}
+        except MemoryError:
+            return None, None, {"error": MEMORY_MESSAGE.format(what="this request")}
         finally:
             session.close()
 
@@ -762,8 +854,15 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
             **undocumented)
         demo.load(studio.on_load, [state], [state, run_status] + show_out + [crop_img], **undocumented).success(
             studio.after_run, [state], after_out, **undocumented)
-        api_btn.click(studio.api_reconstruct, [api_image, api_method, api_iters], [api_overlay, api_trace, api_summary],
-                      api_name="reconstruct", concurrency_limit=2)
+        # the work is scheduled fairly between callers by studio.api_queue; these slots only
+        # wait on it, so a caller's queued requests never hold the endpoint for others
+        def reconstruct(image, method, iterations, request):
+            yield from studio.api_reconstruct(image, method, iterations, request)
+
+        reconstruct.__annotations__ = {"request": gr.Request}   # Gradio passes the caller's request
+        reconstruct.__doc__ = StudioApp.api_reconstruct.__doc__
+        api_btn.click(reconstruct, [api_image, api_method, api_iters], [api_overlay, api_trace, api_summary],
+                      api_name="reconstruct", concurrency_limit=16)
     demo.studio = studio
     return demo
 
@@ -771,8 +870,6 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
 def launch_app(config: Optional[StudioConfig] = None, **launch_kwargs):
     """Build and launch the web studio with its theme (blocks until the server stops unless
     ``prevent_thread_lock=True``)."""
-    import threading
-
     config = config or StudioConfig()
     removed = sweep_orphans()           # what killed servers left behind
     if removed:

@@ -37,6 +37,12 @@ class StudioConfig:
         max_prerender_steps: at most this many steps of a trace are pre-rendered in the
             background (others render on demand, then stay cached).
         examples_dir: where the example photos are written (None → a temp folder).
+        api_workers: ``/reconstruct`` requests computed at the same time (the API's fair
+            queue, :mod:`studio.fairqueue`).
+        api_max_pending: requests one client may have waiting; more are refused at once.
+        trust_forwarded_for: identify API callers by the first ``X-Forwarded-For`` address
+            (only behind a reverse proxy that sets it, e.g. a Hugging Face Space; elsewhere
+            a caller could write any address there).
     """
 
     smpl_dir: Optional[Path] = None
@@ -52,6 +58,9 @@ class StudioConfig:
     default_iterations: int = 200
     max_prerender_steps: int = 120
     examples_dir: Optional[Path] = None
+    api_workers: int = 2
+    api_max_pending: int = 4
+    trust_forwarded_for: bool = False
 
     def __post_init__(self) -> None:
         if self.smpl_dir is not None:
@@ -73,6 +82,8 @@ class StudioConfig:
             raise ValueError("preview_iterations must be >= 0 and default_iterations >= 1")
         if self.examples_dir is not None:
             self.examples_dir = Path(self.examples_dir)
+        if self.api_workers < 1 or self.api_max_pending < 1:
+            raise ValueError("api_workers and api_max_pending must be >= 1")
 
     @property
     def body(self) -> str:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from core.methods import MethodInputs, available_methods, create_method, default_weights, method_info, missing_needs
+from core.quality import assess_trace
 from core.trace import Trace
 
 from .config import StudioConfig
@@ -281,4 +282,6 @@ class MethodRunner:
             trace = method.run(inputs, progress=progress)
         if not isinstance(trace, Trace):
             raise TypeError(f"method {name!r} returned {type(trace).__name__}, expected core.trace.Trace")
+        if trace.steps:
+            trace.meta["quality"] = assess_trace(trace).to_meta()
         return trace

@@ -191,6 +191,9 @@ def test_openpose_body25_and_coco18(tmp_path):
     ({"people": [{"pose_keypoints_2d": [0.0] * 60}]}, "has 60 values; expected 75"),
     ({"people": [{"pose_keypoints_2d": ["a"] * 75}]}, "not a flat list of numbers"),
     ({"people": [{"pose_keypoints_2d": [[0.0] * 3] * 25}]}, "must be a flat list"),
+    ({"people": [{"pose_keypoints_2d": [100.0, 100.0, 300.0] * 25}]}, "joint 0 has confidence 300; OpenPose"),
+    ({"people": [{"pose_keypoints_2d": [100.0, 100.0, 0.5] * 24 + [1.0, 1.0, -0.2]}]}, "joint 24 has confidence -0.2"),
+    ({"people": [{"pose_keypoints_2d": [100.0, 100.0, 0.5] * 17 + [1e9, 5.0, 0.9]}]}, "joint 17 is at .* far outside"),
 ])
 def test_openpose_malformed(tmp_path, content, match):
     path = _write(tmp_path, content)

@@ -276,3 +276,18 @@ def test_api_request_folders_expire(monkeypatch, tmp_path):
     assert not a.exists() and b.is_dir()
     assert T.process_root().name.startswith(f"hmr-studio-{os.getpid()}-")
     T._remove(T.process_root())
+
+
+def test_a_self_referencing_chumpy_pickle_is_a_sentence():
+    """A chumpy Reshape whose operand is itself (RecursionError before) is refused with a
+    message, not a Python error."""
+    try:
+        Ch, Reshape = _install_fake_chumpy()
+        loop = Reshape(None, (3, 4))
+        loop.a = loop
+        payload = pickle.dumps({"posedirs": loop}, protocol=2)
+    finally:
+        _remove_fake_chumpy()
+    out = restricted_load_pickle(payload)
+    with pytest.raises(ValueError, match="refers to itself; the file is corrupt or crafted"):
+        to_plain_arrays(out)

@@ -455,3 +455,17 @@ def test_registered_method_runs_on_method_inputs(body, synth):
     assert trace.crop.shape == (224, 224, 3) and "bbox_center" in trace.camera
     with pytest.raises(ValueError, match="needs 2D keypoints"):
         method.run(MethodInputs.from_image(image, center, scale))
+
+
+def test_fitting_cli_refuses_an_existing_file_as_the_output_folder(tmp_path, capsys):
+    """``python -m core.fitting photo --out <a file>``: one line naming the problem, exit 2
+    (a FileExistsError traceback before)."""
+    from core.fitting.__main__ import main
+
+    out = tmp_path / "results.txt"
+    out.write_text("keep me")
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "photo.jpg"), "--out", str(out)])
+    assert e.value.code == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert out.read_text() == "keep me"

@@ -301,16 +301,82 @@ def test_page_load_opens_the_configured_trace(tmp_path):
     res[0].close()
 
 
+def _api(studio, *args, request=None):
+    """The /reconstruct generator run to its end: its last output."""
+    *_, last = studio.api_reconstruct(*args, request=request)
+    return last
+
+
 def test_api_reconstruct(studio, photos):
-    overlay, trace_file, summary = studio.api_reconstruct(str(photos["one"]), TEST_METHOD, 3)
+    overlay, trace_file, summary = _api(studio, str(photos["one"]), TEST_METHOD, 3)
     assert summary["method"] == TEST_METHOD and summary["steps"] == 4 and Path(overlay).is_file()
     assert Trace.load(trace_file).final.losses["keypoints_2d_px"] < 100
-    _, _, summary = studio.api_reconstruct(str(photos["text"]), TEST_METHOD, 3)
+    assert summary["quality"]["level"] in ("good", "doubtful", "failed")
+    _, _, summary = _api(studio, str(photos["text"]), TEST_METHOD, 3)
     assert "not an image" in summary["error"]
     # the API takes the UI's iteration range, checked before anything runs
     for bad in (10 ** 9, 0, -5, 2.5, "many"):
-        _, _, summary = studio.api_reconstruct(str(photos["one"]), TEST_METHOD, bad)
+        _, _, summary = _api(studio, str(photos["one"]), TEST_METHOD, bad)
         assert "iterations must be" in summary["error"], bad
+
+
+def test_api_work_stops_when_the_client_goes_away(tmp_path, photos, monkeypatch):
+    """Gradio closes the endpoint's generator when the client disconnects; the job's next
+    progress call then stops the run (here a run that would take 20 s stops within 1 s)."""
+    import types
+
+    app = StudioApp(StudioConfig(methods=[TEST_METHOD], examples_dir=tmp_path))
+    steps = []
+
+    def slow_run(name, session, iterations, progress=None, preview=False):
+        for k in range(200):
+            steps.append(k)
+            progress(k / 200, f"step {k}")
+            time.sleep(0.1)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(app, "run", slow_run)
+    gen = app.api_reconstruct(str(photos["one"]), TEST_METHOD, 200,
+                              request=types.SimpleNamespace(client=types.SimpleNamespace(host="1.2.3.4")))
+    assert next(gen)[2] == {"status": "running"}   # a status line every second while it works
+    gen.close()                                     # what Gradio does when the client is gone
+    t0 = time.monotonic()
+    while len(steps) and time.monotonic() - t0 < 3:
+        n = len(steps)
+        time.sleep(0.3)
+        if len(steps) == n:
+            break
+    assert len(steps) < 40, len(steps)
+
+
+def test_api_requests_are_fair_between_callers_and_capped_per_caller(tmp_path, photos, monkeypatch):
+    import threading
+    import types
+
+    app = StudioApp(StudioConfig(methods=[TEST_METHOD], examples_dir=tmp_path, api_workers=1, api_max_pending=2))
+    order, gate = [], threading.Event()
+
+    def fake_job(image_path, method, iterations, cancel):
+        gate.wait(5)
+        order.append(method)
+        return None, None, {"method": method}
+
+    monkeypatch.setattr(app, "_api_job", fake_job)
+
+    def req(host):
+        return types.SimpleNamespace(client=types.SimpleNamespace(host=host))
+
+    gens = [app.api_reconstruct(str(photos["one"]), f"a{k}", None, request=req("10.0.0.1")) for k in range(3)]
+    first = [next(g) for g in gens]                  # a0 runs (held by the gate), a1 and a2 wait
+    assert first[0][2] == {"status": "running"} and first[1][2] == {"status": "queued"}
+    over = next(app.api_reconstruct(str(photos["one"]), "a3", None, request=req("10.0.0.1")))
+    assert "Too many requests from 10.0.0.1" in over[2]["error"]   # a fourth: 2 already waiting
+    b = app.api_reconstruct(str(photos["one"]), "b0", None, request=req("10.0.0.2"))
+    next(b)
+    gate.set()
+    results = [list(g)[-1][2]["method"] for g in gens + [b]]
+    assert results == ["a0", "a1", "a2", "b0"]
+    assert order == ["a0", "b0", "a1", "a2"], order  # the other caller goes next, not after all of a's
 
 
 def test_session_close_removes_files(studio, photos):
@@ -368,3 +434,36 @@ def test_smplify_through_the_handlers(photos, tmp_path):
     tr = session.traces["smplify"]
     assert tr.final.losses["keypoints_2d_px"] < tr.steps[0].losses["keypoints_2d_px"]
     session.close()
+
+
+def test_a_trace_bomb_upload_is_a_sentence(tmp_path, studio):
+    """An uploaded .npz declaring an 8000×8000×3 crop is refused from its headers."""
+    from tests.test_trace import _bomb_trace
+
+    path = _bomb_trace(tmp_path / "bomb.npz")
+    res = studio.on_trace_upload(str(path), None)
+    assert "studio-err" in res[1] and "is not a readable HMR Studio trace" in res[1] and "limit" in res[1]
+    res[0].close()
+
+
+def test_running_out_of_memory_is_a_sentence(studio, photos, monkeypatch):
+    session = studio.on_image(str(photos["one"]), None, None)[0]
+    monkeypatch.setattr(studio, "run", lambda *a, **k: (_ for _ in ()).throw(MemoryError(24 << 40)))
+    outs = list(studio.on_run(TEST_METHOD, 6, True, session))
+    assert "ran out of memory running" in outs[-1][1] and "TiB" not in outs[-1][1]
+    session.close()
+
+
+def test_api_callers_are_told_apart_by_address_or_trusted_proxy_header(tmp_path):
+    import types
+
+    def req(host, xff=None):
+        return types.SimpleNamespace(client=types.SimpleNamespace(host=host),
+                                     headers={"x-forwarded-for": xff} if xff else {})
+
+    direct = StudioApp(StudioConfig(methods=[TEST_METHOD], examples_dir=tmp_path))
+    assert direct._caller(req("10.0.0.9", "1.1.1.1")) == "10.0.0.9"     # a header anyone can write: ignored
+    assert direct._caller(None) == "local"
+    proxied = StudioApp(StudioConfig(methods=[TEST_METHOD], examples_dir=tmp_path, trust_forwarded_for=True))
+    assert proxied._caller(req("10.0.0.9", "203.0.113.5, 10.0.0.9")) == "203.0.113.5"
+    assert proxied._caller(req("10.0.0.9")) == "10.0.0.9"

@@ -66,8 +66,9 @@ def test_eight_concurrent_requests_all_complete(client, server, files):
                           api_name="/reconstruct") for _ in range(8)]
     results = [j.result(timeout=300) for j in jobs]
     elapsed = time.time() - t0
-    assert all(r[2].get("method") == TEST_METHOD for r in results), [r[2] for r in results]
-    assert len({r[2]["steps"] for r in results}) == 1  # the same photo gives the same run every time
+    _all_answered_within_the_per_caller_cap([r[2] for r in results])
+    done = [r[2] for r in results if "error" not in r[2]]
+    assert len({s["steps"] for s in done}) == 1  # the same photo gives the same run every time
     assert server.alive()
     print(f"8 concurrent /reconstruct requests: {elapsed:.1f} s")
 
@@ -79,7 +80,15 @@ def test_eight_concurrent_clients_all_complete(server, files):
 
     with ThreadPoolExecutor(8) as ex:
         summaries = list(ex.map(one, range(8)))
-    assert all(s.get("method") == TEST_METHOD for s in summaries), summaries
+    _all_answered_within_the_per_caller_cap(summaries)
+
+
+def _all_answered_within_the_per_caller_cap(summaries):
+    """8 requests at once from one address (127.0.0.1): the 2 API workers + 4 waiting places
+    of that caller are served, any request beyond that is refused at once with a sentence."""
+    done = [s for s in summaries if s.get("method") == TEST_METHOD]
+    refused = [s for s in summaries if "Too many requests from 127.0.0.1" in s.get("error", "")]
+    assert len(done) + len(refused) == 8 and len(done) >= 6, summaries
 
 
 def test_temporary_files_are_swept_at_start_and_removed_on_sigterm(tmp_path, files):

@@ -54,6 +54,31 @@ def load_openpose_json(source: JsonSource) -> dict:
     return data
 
 
+MAX_CONFIDENCE = 1.0 + 1e-3
+"""OpenPose confidences lie in [0, 1] (a little rounding slack)."""
+MAX_COORDINATE = 1e6
+"""Keypoint coordinates (pixels) beyond this magnitude cannot belong to a photo."""
+
+
+def _check_plausible(kp: np.ndarray, person: int) -> None:
+    """Refuse values OpenPose cannot write: confidences outside [0, 1] (a fit would weight
+    those joints hundreds of times over the others) and absurd coordinates."""
+    finite = np.isfinite(kp).all(axis=1)
+    conf = kp[finite, 2]
+    bad = np.flatnonzero(finite)[(conf < 0) | (conf > MAX_CONFIDENCE)]
+    if bad.size:
+        j = int(bad[0])
+        raise OpenPoseJSONError(
+            f"people[{person}] joint {j} has confidence {kp[j, 2]:g}; OpenPose confidences lie between 0 and 1. "
+            f"Is the third value of each joint really a confidence? Re-export the file with openpose --write_json")
+    far = np.flatnonzero(finite & (np.abs(kp[:, :2]) > MAX_COORDINATE).any(axis=1))
+    if far.size:
+        j = int(far[0])
+        raise OpenPoseJSONError(
+            f"people[{person}] joint {j} is at ({kp[j, 0]:g}, {kp[j, 1]:g}) pixels, far outside any photo; "
+            f"the file does not hold pixel coordinates of this photo")
+
+
 def read_openpose_body25(source: JsonSource) -> np.ndarray:
     """Keypoints of every person in an OpenPose JSON file, as BODY_25.
 
@@ -63,7 +88,8 @@ def read_openpose_body25(source: JsonSource) -> np.ndarray:
         (P, 25, 3) float64 ``(x, y, conf)`` in image pixels; P = 0 when nobody was detected.
     Raises:
         OpenPoseJSONError: malformed file (missing 'people' or 'pose_keypoints_2d', non-numeric
-            values, a length other than 75 (BODY_25) or 54 (COCO-18)).
+            values, a length other than 75 (BODY_25) or 54 (COCO-18)), or values OpenPose
+            cannot write (confidences outside [0, 1], coordinates beyond ±1e6 px).
     """
     data = load_openpose_json(source)
     if "people" not in data:
@@ -85,14 +111,15 @@ def read_openpose_body25(source: JsonSource) -> np.ndarray:
         if flat.ndim != 1:
             raise OpenPoseJSONError(
                 f"people[{i}].pose_keypoints_2d must be a flat list, got shape {flat.shape}")
-        if flat.size == 75:
-            out.append(sanitize_keypoints(flat.reshape(25, 3)))
-        elif flat.size == 54:
-            out.append(coco18_to_body25(flat.reshape(18, 3)))
-        else:
+        if flat.size not in (75, 54):
             raise OpenPoseJSONError(
                 f"people[{i}].pose_keypoints_2d has {flat.size} values; expected 75 (BODY_25, "
                 f"25 joints × (x, y, c)) or 54 (COCO-18, 18 × 3)")
+        _check_plausible(flat.reshape(-1, 3), i)
+        if flat.size == 75:
+            out.append(sanitize_keypoints(flat.reshape(25, 3)))
+        else:
+            out.append(coco18_to_body25(flat.reshape(18, 3)))
     if not out:
         return np.zeros((0, 25, 3), dtype=np.float64)
     return np.stack(out)

@@ -135,6 +135,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(max(1, args.threads))
     if args.body == "smpl" and args.smpl_dir is None:
         ap.error("--body smpl needs --smpl-dir")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file; give a folder (it is created if missing)")
     image = _read_rgb(args.photo)
     try:
         fit_photo(image, args.out, args.photo.stem, openpose=args.openpose, body_name=args.body,
@@ -142,6 +144,9 @@ def main(argv=None) -> int:
                   record_every=args.record_every)
     except (ValueError, FileNotFoundError, ImportError) as e:   # bad JSON/keypoints, missing files or extras
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:                                         # unwritable output folder, full disk …
+        print(f"error: could not write the results to {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

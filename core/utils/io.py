@@ -203,11 +203,19 @@ class ChumpyStandIn:
         return arr.astype(dtype) if dtype is not None else arr
 
 
-def _value(obj: Any) -> np.ndarray:
-    return obj.to_array() if isinstance(obj, ChumpyStandIn) else np.asarray(obj)
+_MAX_CHUMPY_DEPTH = 64
 
 
-def _resolve_chumpy(obj: ChumpyStandIn) -> np.ndarray:
+def _resolve_chumpy(obj: ChumpyStandIn, seen: tuple = ()) -> np.ndarray:
+    if any(o is obj for o in seen):
+        raise ValueError(f"the chumpy object {obj.chumpy_class} refers to itself; the file is corrupt or crafted")
+    if len(seen) >= _MAX_CHUMPY_DEPTH:
+        raise ValueError(f"chumpy objects nested more than {_MAX_CHUMPY_DEPTH} deep; the file is corrupt or crafted")
+    seen = seen + (obj,)
+
+    def _value(x: Any) -> np.ndarray:
+        return _resolve_chumpy(x, seen) if isinstance(x, ChumpyStandIn) else np.asarray(x)
+
     st = obj.state
     kind = obj.chumpy_class.rsplit(".", 1)[-1]
     if "x" in st:
