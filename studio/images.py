@@ -7,8 +7,9 @@ camera or an editor can write into an (H, W, 3) uint8 RGB array small enough to 
 * 16-bit, grayscale, palette, RGBA/LA (composited on white), CMYK/YCbCr/LAB and float
   images are converted to 8-bit RGB;
 * the pixel count is checked from the header *before* decoding (decompression bombs are
-  refused), JPEGs are decoded at a reduced size directly (``Image.draft``), and the result
-  is downscaled so its long side is at most ``max_side``;
+  refused), JPEGs are decoded at a reduced size directly (``Image.draft``), the memory the
+  decoded image needs is checked against :data:`MAX_DECODED_BYTES` before decoding, and the
+  result is downscaled so its long side is at most ``max_side``;
 * empty, truncated, non-image and degenerate (smaller than ``min_side``) files raise
   :class:`ImageInputError` with a message meant for the visitor.
 
@@ -27,6 +28,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from core.utils.memory import trim_heap
+
 __all__ = [
     "ImageInputError",
     "LoadedImage",
@@ -43,6 +46,11 @@ DEFAULT_MAX_SIDE = 2048
 """Working images are downscaled so that their long side is at most this many pixels."""
 MIN_SIDE = 32
 """Images with a side shorter than this cannot show a person and are refused."""
+MAX_DECODED_BYTES = 512 << 20
+"""Memory PIL may need to hold a decoded upload (after JPEG's reduced-size decoding); larger
+images are refused before decoding (PIL keeps RGB as 4 bytes per pixel: a 178-megapixel RGB
+PNG would take 712 MB)."""
+_PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
@@ -232,6 +240,12 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE, min_side: 
         # Decode at 1/2, 1/4 or 1/8 size directly: fast and memory-light for huge JPEGs.
         ratio = max_side / max(w, h)
         img.draft(img.mode, (max(1, int(w * ratio)), max(1, int(h * ratio))))
+    w_dec, h_dec = img.size  # after the draft reduction
+    need = w_dec * h_dec * _PIL_BYTES_PER_PIXEL.get(img.mode, 4)
+    if need > MAX_DECODED_BYTES:
+        raise ImageInputError(f"Decoding this {img.format or 'image'} of {w}×{h} pixels would take "
+                              f"{need / 2**20:.0f} MB of memory (the limit is {MAX_DECODED_BYTES / 2**20:.0f} MB). "
+                              f"Please upload it as a JPEG or at a smaller size.")
     try:
         img.load()
     except OSError as e:
@@ -264,6 +278,9 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE, min_side: 
     rgb = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageInputError(f"Unexpected decoded image shape {rgb.shape}; please upload an RGB photo.")
+    del img
+    if need > 64 << 20:
+        trim_heap()   # hand the decoding buffers back (glibc keeps them per thread otherwise)
     scale = rgb.shape[1] / original[1]
     if scale < 0.999:
         notes.append(f"downscaled from {original[1]}×{original[0]} to {rgb.shape[1]}×{rgb.shape[0]} pixels")

@@ -60,9 +60,9 @@ def test_tiny_images_are_refused(size):
         load_image(_png(np.zeros((size[1], size[0], 3), np.uint8)))
 
 
-def _patched_png_size(width: int, height: int) -> bytes:
+def _patched_png_size(width: int, height: int, rgb: bool = False) -> bytes:
     """A small PNG whose IHDR claims another size (a decompression-bomb shaped header)."""
-    data = bytearray(_png(np.zeros((8, 8), np.uint8)))
+    data = bytearray(_png(np.zeros((8, 8, 3) if rgb else (8, 8), np.uint8)))
     ihdr = data.index(b"IHDR")
     data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
     crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
@@ -76,6 +76,16 @@ def test_gigantic_headers_are_refused_before_decoding():
     with pytest.raises(ImageInputError, match="too large|megapixels"):
         load_image(_patched_png_size(100000, 100000))  # beyond PIL's own bomb limit too
     assert 12000 * 12000 <= MAX_INPUT_PIXELS
+
+
+def test_decoded_memory_is_checked_before_decoding():
+    """A 12000² RGB PNG is under the pixel limit but PIL would hold it in 576 MB (4 bytes per
+    pixel): refused from the header with the figure; the same size in grayscale (144 MB)
+    passes that check (and fails later only because the patched file has no such data)."""
+    with pytest.raises(ImageInputError, match=r"would take 549 MB of memory \(the limit is 512 MB\)"):
+        load_image(_patched_png_size(12000, 12000, rgb=True))
+    with pytest.raises(ImageInputError, match="truncated|decoded"):
+        load_image(_patched_png_size(12000, 12000))
 
 
 def test_12000_square_png_is_downscaled():
