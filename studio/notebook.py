@@ -23,7 +23,9 @@ from core.trace import Trace
 
 from .maps import map_panels
 from .plots import figure_to_image, loss_figure
-from .views import ViewSettings, keypoints_image, overlay_image, side_view, trace_vertex_colors
+from .shading import look_at_camera
+from .views import (BACKGROUND_3D, ViewSettings, framing_radius, keypoints_image, overlay_image, side_view,
+                    trace_vertex_colors)
 
 __all__ = ["TraceInspector", "png_bytes", "pyvista_available"]
 
@@ -83,23 +85,29 @@ def _as_dict(traces: TraceSet) -> dict[str, Trace]:
 
 
 class _PyvistaView:
-    """One off-screen pyvista plotter reused for every frame."""
+    """One off-screen pyvista plotter reused for every frame, with the camera of the ray
+    caster's view (:func:`studio.shading.look_at_camera`: the mesh turned about its centre,
+    framed by the trace's framing radius, 20° field of view), so both renderers show the
+    same picture."""
+
+    FOV_DEG = 20.0
 
     def __init__(self, size: int):
         import pyvista as pv
 
         self.pv = pv
+        self.size = size
         self.plotter = pv.Plotter(off_screen=True, window_size=(size, size))
-        self.plotter.set_background((0.96, 0.965, 0.975))
+        self.plotter.set_background(tuple(c / 255.0 for c in BACKGROUND_3D))
         self.mesh = None
         self.key = None
 
     def render(self, trace: Trace, index: int, yaw: float) -> np.ndarray:
         pv = self.pv
-        v = np.asarray(trace.steps[index].vertices, np.float64)
-        pts = v * np.array([1.0, -1.0, -1.0])  # camera frame → y up
-        pts -= (pts.min(0) + pts.max(0)) / 2.0
-        key = (id(trace), len(v))
+        moved, _ = look_at_camera(trace.steps[index].vertices, yaw, 0.0, self.size,
+                                  half_extent=framing_radius(trace), fov_deg=self.FOV_DEG)
+        pts = np.asarray(moved, np.float64)   # camera frame: x right, y down, z forward
+        key = (id(trace), len(pts))
         if self.key != key:
             self.plotter.clear()
             faces = np.hstack([np.full((len(trace.faces), 1), 3), trace.faces]).astype(np.int64)
@@ -113,9 +121,13 @@ class _PyvistaView:
             self.key = key
         else:
             self.mesh.points = pts
-        r = float(np.linalg.norm(pts.max(0) - pts.min(0)))
-        a = np.deg2rad(yaw)
-        self.plotter.camera_position = [(2.2 * r * np.sin(a), 0.0, 2.2 * r * np.cos(a)), (0, 0, 0), (0, 1, 0)]
+        cam = self.plotter.camera
+        cam.position, cam.focal_point, cam.up = (0.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)
+        cam.view_angle = self.FOV_DEG
+        self.plotter.reset_camera_clipping_range()
+        # screenshot() renders only on its first call; without this every later frame
+        # repeated the first one (the frozen 3D panel)
+        self.plotter.render()
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
 
     def close(self) -> None:
