@@ -7,14 +7,23 @@ Widgets: a run selector (one entry per trace), a step slider with a ▶ play but
 mesh over the crop, target vs projected keypoints, the step's maps (IUV, features …),
 a loss plot with the current step marked, and a 3D view turned by a yaw slider.
 
-3D view: rendered off-screen with pyvista (VTK) when that works on the machine — VTK needs
-an OpenGL context, which headless servers often lack — otherwise with the studio's CPU
-ray caster (:func:`studio.views.side_view`), the same picture without VTK. ``renderer``
-says which one is in use. Interactive orbiting in the notebook (pyvista's trame backend)
-is not used: it needs a running trame server.
+3D view, the best the environment allows (``view3d_mode`` says which, and so does the
+panel's title):
+
+* ``"interactive"`` — the step's mesh as a vtk.js scene you orbit (drag) and zoom (wheel)
+  in the notebook: pyvista's ``html`` Jupyter backend (trame-pyvista's ``EmbeddableWidget``
+  and the viewer page bundled with trame-vtk; no server to reach, nothing downloaded). It
+  needs ``pip install "pyvista[jupyter]"`` (trame, trame-vtk, trame-pyvista, anywidget)
+  and VTK rendering off-screen; each step or yaw change sends a new scene, which restarts
+  the view from that yaw;
+* ``"image"`` — a picture rendered off-screen with pyvista (VTK), or, without an OpenGL
+  context (headless servers), with the studio's CPU ray caster
+  (:func:`studio.views.side_view`), the same picture without VTK; ``renderer`` says which.
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -27,7 +36,7 @@ from .shading import look_at_camera
 from .views import (BACKGROUND_3D, ViewSettings, framing_radius, keypoints_image, overlay_image, side_view,
                     trace_vertex_colors)
 
-__all__ = ["TraceInspector", "png_bytes", "pyvista_available"]
+__all__ = ["TraceInspector", "png_bytes", "pyvista_available", "interactive_available"]
 
 TraceSet = Union[Trace, Sequence[Trace], Mapping[str, Trace]]
 
@@ -51,7 +60,9 @@ def pyvista_available() -> bool:
     if _PYVISTA_OK is None:
         try:
             import pyvista as pv
+            import vtk
 
+            vtk.vtkObject.GlobalWarningDisplayOff()   # "bad X server connection" on headless machines
             p = pv.Plotter(off_screen=True, window_size=(32, 32))
             p.add_mesh(pv.Sphere())
             img = p.screenshot(return_img=True)
@@ -60,6 +71,17 @@ def pyvista_available() -> bool:
         except Exception:  # noqa: BLE001 - any VTK/driver failure means "fall back"
             _PYVISTA_OK = False
     return _PYVISTA_OK
+
+
+def interactive_available() -> bool:
+    """Whether the interactive 3D view can be used: pyvista renders here and the packages of
+    pyvista's ``html`` Jupyter backend (trame-pyvista, anywidget) are installed."""
+    try:
+        import anywidget  # noqa: F401
+        import trame_pyvista.jupyter  # noqa: F401
+    except ImportError:
+        return False
+    return pyvista_available()
 
 
 def _as_dict(traces: TraceSet) -> dict[str, Trace]:
@@ -84,6 +106,28 @@ def _as_dict(traces: TraceSet) -> dict[str, Trace]:
     return out
 
 
+@contextlib.contextmanager
+def _offline_trame():
+    """trame's exporter starts a local trame server whose ``trame-vtklocal`` module would try
+    to download VTK's WebAssembly build from the internet (unused by the exported scene):
+    point it at an empty folder instead, and keep its messages out of the notebook."""
+    import io
+    import os
+    import tempfile
+
+    key = "VTK_WASM_DIR_OVERRIDE"
+    old = os.environ.get(key)
+    if old is None:
+        os.environ[key] = os.path.join(tempfile.gettempdir(), "hmr-studio-no-vtk-wasm")
+        os.makedirs(os.environ[key], exist_ok=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+
+
 class _PyvistaView:
     """One off-screen pyvista plotter reused for every frame, with the camera of the ray
     caster's view (:func:`studio.shading.look_at_camera`: the mesh turned about its centre,
@@ -102,7 +146,7 @@ class _PyvistaView:
         self.mesh = None
         self.key = None
 
-    def render(self, trace: Trace, index: int, yaw: float) -> np.ndarray:
+    def _set_scene(self, trace: Trace, index: int, yaw: float) -> None:
         pv = self.pv
         moved, _ = look_at_camera(trace.steps[index].vertices, yaw, 0.0, self.size,
                                   half_extent=framing_radius(trace), fov_deg=self.FOV_DEG)
@@ -125,10 +169,21 @@ class _PyvistaView:
         cam.position, cam.focal_point, cam.up = (0.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)
         cam.view_angle = self.FOV_DEG
         self.plotter.reset_camera_clipping_range()
+
+    def render(self, trace: Trace, index: int, yaw: float) -> np.ndarray:
+        """(size, size, 3) uint8 picture of the step."""
+        self._set_scene(trace, index, yaw)
         # screenshot() renders only on its first call; without this every later frame
         # repeated the first one (the frozen 3D panel)
         self.plotter.render()
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
+
+    def scene(self, trace: Trace, index: int, yaw: float) -> bytes:
+        """The step as a vtk.js scene (``.vtksz`` bytes) for the interactive view."""
+        self._set_scene(trace, index, yaw)
+        self.plotter.render()
+        with _offline_trame():
+            return self.plotter.trame.export_vtksz(filename=None)
 
     def close(self) -> None:
         self.plotter.close()
@@ -140,26 +195,39 @@ class TraceInspector:
     Args:
         traces: a Trace, a list of Traces, or a dict name → Trace.
         size: long side of the images (pixels).
-        renderer: "auto" (pyvista if it renders here, else the ray caster), "pyvista" or
-            "raycast".
+        renderer: pictures by "auto" (pyvista if it renders here, else the ray caster),
+            "pyvista" or "raycast".
+        view3d: "auto" (interactive where :func:`interactive_available`, else images),
+            "interactive" or "image".
 
     Attributes:
         widget: the root ipywidgets box (displayed by Jupyter).
-        renderer: the 3D renderer in use ("pyvista" or "raycast").
+        renderer: the picture renderer in use ("pyvista" or "raycast").
+        view3d_mode: "interactive" (vtk.js scene in :attr:`scene3d`) or "image" (PNG in
+            :attr:`view3d`).
         run, step, yaw: the selector widgets (set ``.value`` to drive it from code).
     """
 
-    def __init__(self, traces: TraceSet, size: int = 320, renderer: str = "auto"):
+    def __init__(self, traces: TraceSet, size: int = 320, renderer: str = "auto", view3d: str = "auto"):
         import ipywidgets as w
 
         if renderer not in ("auto", "pyvista", "raycast"):
             raise ValueError(f"renderer must be 'auto', 'pyvista' or 'raycast', got {renderer!r}")
+        if view3d not in ("auto", "interactive", "image"):
+            raise ValueError(f"view3d must be 'auto', 'interactive' or 'image', got {view3d!r}")
         self.traces = _as_dict(traces)
         self.settings = ViewSettings(size=size, side_size=size)
+        if view3d == "auto":
+            view3d = "interactive" if interactive_available() else "image"
+        elif view3d == "interactive" and not interactive_available():
+            raise RuntimeError("the interactive 3D view needs VTK off-screen rendering and "
+                               "pip install \"pyvista[jupyter]\" (trame-pyvista, anywidget); use view3d='image'")
+        self.view3d_mode = view3d
         if renderer == "auto":
-            renderer = "pyvista" if pyvista_available() else "raycast"
+            renderer = "pyvista" if view3d == "interactive" or pyvista_available() else "raycast"
         self.renderer = renderer
-        self._pv = _PyvistaView(size) if renderer == "pyvista" else None
+        self._pv = _PyvistaView(size) if renderer == "pyvista" or view3d == "interactive" else None
+        self.scene3d = None
 
         names = list(self.traces)
         self.run = w.Dropdown(options=names, value=names[-1], description="Run")
@@ -171,6 +239,18 @@ class TraceInspector:
         self.yaw = w.IntSlider(value=90, min=-180, max=180, step=15, description="3D yaw°")
         img = lambda: w.Image(format="png", layout=w.Layout(width=f"{size}px"))  # noqa: E731
         self.overlay, self.keypoints, self.view3d = img(), img(), img()
+        if view3d == "interactive":
+            from trame_pyvista.jupyter import EmbeddableWidget
+
+            tr = self.traces[names[-1]]
+            self._pv.scene(tr, n - 1, 90)
+            with _offline_trame():
+                self.scene3d = EmbeddableWidget(self._pv.plotter, width=size, height=size)
+            title3d = "3D — interactive: drag to orbit, scroll to zoom (vtk.js)"
+            panel3d = self.scene3d
+        else:
+            title3d = f"3D — image ({self.renderer})"
+            panel3d = self.view3d
         self.plot = w.Image(format="png", layout=w.Layout(width=f"{2 * size}px"))
         self.maps = w.HBox([])
         self.info = w.HTML()
@@ -184,7 +264,7 @@ class TraceInspector:
             self.badge,
             w.HBox([captioned(self.overlay, "Mesh on the crop"),
                     captioned(self.keypoints, "Targets (green) vs projection (red)"),
-                    w.VBox([w.HTML(f"<b>3D ({self.renderer})</b>"), self.view3d, self.yaw])]),
+                    w.VBox([w.HTML(f"<b>{title3d}</b>"), panel3d, self.yaw])]),
             self.info,
             captioned(self.maps, "Maps of this step"),
             captioned(self.plot, "Losses"),
@@ -217,6 +297,11 @@ class TraceInspector:
                          vertex_colors=trace_vertex_colors(tr, True))
 
     def _update_3d(self) -> None:
+        if self.scene3d is not None:
+            tr, i = self.trace, self.step.value
+            if tr.steps[i].vertices is not None and tr.faces is not None and np.isfinite(tr.steps[i].vertices).all():
+                self.scene3d.scene = base64.b64encode(self._pv.scene(tr, i, self.yaw.value)).decode("ascii")
+            return
         self.view3d.value = png_bytes(self.render_3d(self.step.value, self.yaw.value))
 
     def update(self) -> None:
@@ -245,6 +330,8 @@ class TraceInspector:
 
     def close(self) -> None:
         """Release the off-screen renderer and the widgets."""
+        if self.scene3d is not None:
+            self.scene3d.close()
         if self._pv is not None:
             self._pv.close()
         self.widget.close()
