@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _desktop(args, config: StudioConfig) -> int:
     from core.trace import Trace
 
-    from .desktop import run_desktop
+    from .desktop import run_desktop, window_unavailable_reason
+
+    reason = window_unavailable_reason()     # before any work: one line instead of a hang or an abort
+    if reason:
+        print(f"error: cannot open the 3D window: {reason}", file=sys.stderr)
+        return 2
 
     if args.trace is not None:
         trace = Trace.load(args.trace)

@@ -31,7 +31,8 @@ from core.trace import Trace
 from .export import image_plane, to_viewer_frame
 from .views import framing_radius, trace_intrinsics, trace_vertex_colors
 
-__all__ = ["SceneItem", "DesktopScene", "build_scene", "render_offscreen", "run_desktop", "select_steps"]
+__all__ = ["SceneItem", "DesktopScene", "build_scene", "render_offscreen", "run_desktop", "select_steps",
+           "window_unavailable_reason"]
 
 TARGET_RGB = (0.16, 0.78, 0.31)
 PROJECTED_RGB = (0.92, 0.24, 0.2)
@@ -68,6 +69,8 @@ class DesktopScene:
     steps: list[int]
     labels: list[str]
     center: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    camera_fov_deg: float = 0.0
+    """Vertical field of view of the trace's crop camera (0: unknown)."""
 
     def names(self, group: Optional[str] = None) -> list[str]:
         """Item names (of one group)."""
@@ -217,7 +220,9 @@ def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool
             ok = np.isfinite(j).all(1) & (np.abs(j) < 1e5).all(1)
             items += _keypoint_items(j, ok, K, depth, center, radius * 0.8, PROJECTED_RGB,
                                      f"joints {i:0{width}d}", i)
-    return DesktopScene(items, chosen, [trace.steps[i].label for i in chosen], center)
+    (h, _w) = trace_intrinsics(trace)[1]
+    fov = float(np.degrees(2.0 * np.arctan2(h / 2.0, K[1, 1])))
+    return DesktopScene(items, chosen, [trace.steps[i].label for i in chosen], center, fov)
 
 
 def _material(item: SceneItem):
@@ -237,14 +242,23 @@ def _material(item: SceneItem):
     return mat
 
 
-def _camera_for(scene: DesktopScene):
-    """Eye, look-at and up vectors: in front of the person, slightly to the side and above."""
+def _camera_for(scene: DesktopScene, aspect: float = 1.0):
+    """The first view: from the trace's own camera, so the mesh lies on the person in the
+    photo and mesh + photo fill the view (the photo plane's height fills the window; wider
+    windows show margins). Returns (vertical fov in degrees, eye, look-at, up) in the viewer
+    frame; without a known camera, a view from the front framing the final mesh."""
     meshes = [it for it in scene.items if it.kind == "mesh"]
     v = np.asarray(meshes[-1].geometry.vertices)
-    size = float((v.max(0) - v.min(0)).max())
     target = (v.max(0) + v.min(0)) / 2.0
-    eye = target + np.array([0.35, 0.25, 1.0]) * 2.6 * size
-    return eye, target, np.array([0.0, 1.0, 0.0])
+    up = np.array([0.0, 1.0, 0.0])
+    if scene.camera_fov_deg > 0:
+        eye = to_viewer_frame(np.zeros((1, 3)), scene.center)[0].astype(np.float64)
+        # look along the optical axis (through the crop's centre), at the mesh's depth
+        target = to_viewer_frame(np.array([[0.0, 0.0, scene.center[2]]]), scene.center)[0].astype(np.float64)
+        fov = scene.camera_fov_deg * 1.04 / min(1.0, aspect)  # a small margin; portrait windows widen
+        return float(fov), eye, target, up
+    size = float((v.max(0) - v.min(0)).max())
+    return 35.0, target + np.array([0.0, 0.0, 1.0]) * 2.2 * size, target, up
 
 
 def render_offscreen(scene: DesktopScene, step: Optional[int] = None, width: int = 640, height: int = 480
@@ -265,19 +279,77 @@ def render_offscreen(scene: DesktopScene, step: Optional[int] = None, width: int
         for it in scene.items:
             if it.name in visible:
                 r.scene.add_geometry(it.name, it.geometry, _material(it))
-        eye, target, up = _camera_for(scene)
-        r.setup_camera(35.0, target, eye, up)
+        fov, eye, target, up = _camera_for(scene, width / height)
+        r.setup_camera(fov, target, eye, up)
         return np.asarray(r.render_to_image()).copy()
     finally:
         del r
+
+
+def _x_display_depth(name: str) -> Optional[int]:
+    """Colour depth of the X display ``name``'s default screen; None when it cannot be
+    opened (or libX11 is missing: then nothing is known and nothing is refused)."""
+    import ctypes
+    import ctypes.util
+
+    lib = ctypes.util.find_library("X11")
+    if not lib:
+        return -1
+    x11 = ctypes.CDLL(lib)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
+    x11.XDefaultDepth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(name.encode())
+    if not display:
+        return None
+    try:
+        return int(x11.XDefaultDepth(display, x11.XDefaultScreen(display)))
+    finally:
+        x11.XCloseDisplay(display)
+
+
+def window_unavailable_reason() -> Optional[str]:
+    """Why Open3D's window cannot open here, in one line, or None when it should.
+
+    Checked before Open3D is touched, because without a display it waits forever in
+    headless mode and on an 8/16-bit display or without a Vulkan driver it aborts the
+    process: no display (``DISPLAY``/``WAYLAND_DISPLAY`` unset), an X display that cannot be
+    opened or has fewer than 24 bits of colour, no Vulkan loader (``libvulkan.so.1``).
+    """
+    import ctypes.util
+    import os
+    import sys
+
+    hint = "; the web studio (python -m studio) or the notebook inspector work without one"
+    if sys.platform.startswith("linux"):
+        display, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+        if not display and not wayland:
+            return "no display: DISPLAY is not set (the desktop window needs a graphical session or Xvfb)" + hint
+        if display and not wayland:
+            depth = _x_display_depth(display)
+            if depth is None:
+                return f"cannot open the X display {display!r}" + hint
+            if 0 < depth < 24:
+                return (f"the X display {display!r} has {depth}-bit colour; Open3D's window needs 24-bit "
+                        f"(e.g. Xvfb :1 -screen 0 1400x1000x24)")
+        if not ctypes.util.find_library("vulkan"):
+            return ("no Vulkan driver: Open3D's window renders with Vulkan "
+                    "(Debian/Ubuntu: apt-get install libvulkan1 mesa-vulkan-drivers)")
+    return None
 
 
 def run_desktop(trace: Trace, title: Optional[str] = None, max_steps: int = 60) -> None:
     """Open the Open3D window on a trace (blocks until it is closed).
 
     Raises:
-        RuntimeError: no display / graphics driver (the message says what to try).
+        RuntimeError: no display / graphics driver (the message says what to try; see
+            :func:`window_unavailable_reason`).
     """
+    reason = window_unavailable_reason()
+    if reason:
+        raise RuntimeError(f"cannot open the 3D window: {reason}")
     import open3d as o3d
 
     scene = build_scene(trace, max_steps=max_steps)
@@ -317,8 +389,8 @@ def run_desktop(trace: Trace, title: Optional[str] = None, max_steps: int = 60) 
     vis.set_on_animation_frame(keep_static_visible)
     vis.add_action("Previous step", go(-1))
     vis.add_action("Next step", go(+1))
-    eye, target, up = _camera_for(scene)
-    vis.setup_camera(35.0, target, eye, up)
+    fov, eye, target, up = _camera_for(scene, 1280 / 860)
+    vis.setup_camera(fov, target, eye, up)
     vis.current_time = float(len(scene.steps) - 1)
     keep_static_visible(vis, vis.current_time)
     app.add_window(vis)
