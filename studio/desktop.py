@@ -1,5 +1,5 @@
-"""The desktop 3D window (Open3D ``O3DVisualizer``): a trace's meshes step by step in front
-of the photo.
+"""The desktop 3D window (Open3D's GUI: a ``SceneWidget`` and a side panel): a trace's meshes
+step by step in front of the photo.
 
 :func:`build_scene` turns a :class:`~core.trace.Trace` into a list of named Open3D
 geometries — pure data, testable without a window:
@@ -7,17 +7,19 @@ geometries — pure data, testable without a window:
 * ``photo``: the crop as a textured quad behind the person, placed so that seen from the
   trace's camera it lines up with the meshes;
 * ``step 007 · SMPLify body 30/100``: one vertex-coloured mesh per (selected) step;
-* ``targets``: the target 2D keypoints as small green spheres on the photo, with a skeleton;
-* ``joints 007``: the step's projected joints as red spheres on the photo.
+* ``targets``: the target 2D keypoints as green dots on the photo, with a skeleton;
+* ``joints 007``: the step's projected joints as red dots on the photo.
 
 Everything is in the viewer frame of :mod:`studio.export` (y up, centred on the final mesh).
 
-:func:`run_desktop` opens the window: the steps are on the visualiser's time axis (its time
-slider and ▶ play button step through them; "Previous step"/"Next step" actions in the
-settings panel too) while the photo and targets stay visible; every geometry can be toggled
-in the settings panel. :func:`render_offscreen` renders the same scene to an image without a
-window (Open3D's ``OffscreenRenderer``; needs a working EGL or Vulkan driver — on Debian,
-``mesa-vulkan-drivers``).
+:func:`run_desktop` opens the window (:class:`StepWindow`), first seen from the trace's own
+camera (the mesh on the person, the photo filling the view): a step slider, Prev/Play/Next
+buttons and the keys Left/Right, Home/End and Space step through the meshes while the
+photo and targets stay; photo and keypoints can be hidden; the title names the step.
+:func:`window_unavailable_reason` says in one line why no window can open (no display,
+< 24-bit colour, no Vulkan). :func:`render_offscreen` renders the same scene to an image
+without a window (Open3D's ``OffscreenRenderer``; needs a working EGL or Vulkan driver — on
+Debian, ``mesa-vulkan-drivers``).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import numpy as np
 from core.trace import Trace
 
 from .export import image_plane, to_viewer_frame
-from .views import framing_radius, trace_intrinsics, trace_vertex_colors
+from .views import trace_intrinsics, trace_vertex_colors
 
 __all__ = ["SceneItem", "DesktopScene", "build_scene", "render_offscreen", "run_desktop", "select_steps",
            "window_unavailable_reason"]
@@ -47,10 +49,11 @@ class SceneItem:
         name: unique name (shown in the settings panel).
         geometry: an ``open3d.geometry`` TriangleMesh or LineSet.
         kind: "mesh" (lit, vertex colours), "photo" (unlit, textured), "points" (unlit
-            spheres) or "lines" (unlit line set).
+            point cloud, coloured by ``color``) or "lines" (unlit line set).
         group: "photo", "meshes", "keypoints".
         step: the step index the item belongs to (shown only at that step), None = always.
         texture: (H, W, 3) uint8 for "photo".
+        color: (r, g, b) in [0, 1] of a "points" item (its material's colour).
     """
 
     name: str
@@ -59,6 +62,7 @@ class SceneItem:
     group: str
     step: Optional[int] = None
     texture: Optional[np.ndarray] = None
+    color: Optional[tuple] = None
 
 
 @dataclass
@@ -101,19 +105,13 @@ def select_steps(n: int, max_steps: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, max_steps).round().astype(int).tolist()))
 
 
-def _spheres(points: np.ndarray, radius: float, color) -> object:
-    """One TriangleMesh holding a small sphere at each point (N, 3)."""
+def _point_cloud(points: np.ndarray) -> object:
+    """The keypoints (N, 3) as a point cloud, drawn as round dots of the material's point
+    size and colour. (Small sphere meshes kept Filament's SceneWidget from ever drawing the
+    window on Mesa's llvmpipe — the black window.)"""
     import open3d as o3d
 
-    unit = o3d.geometry.TriangleMesh.create_sphere(radius=radius, resolution=6)
-    uv = np.asarray(unit.vertices)
-    uf = np.asarray(unit.triangles)
-    verts = (points[:, None, :] + uv[None]).reshape(-1, 3)
-    faces = (uf[None] + (np.arange(len(points)) * len(uv))[:, None, None]).reshape(-1, 3)
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(verts), o3d.utility.Vector3iVector(faces))
-    mesh.paint_uniform_color(color)
-    mesh.compute_vertex_normals()
-    return mesh
+    return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
 
 
 def _lines(points: np.ndarray, edges, color) -> Optional[object]:
@@ -133,14 +131,14 @@ def _on_plane(uv: np.ndarray, K: np.ndarray, depth: float) -> np.ndarray:
 
 
 def _keypoint_items(points_px: np.ndarray, ok: np.ndarray, K: np.ndarray, depth: float, center: np.ndarray,
-                    radius: float, color, name: str, step: Optional[int]) -> list[SceneItem]:
+                    color, name: str, step: Optional[int]) -> list[SceneItem]:
     from core.body.joint_names import BODY25_EDGES
 
     if not ok.any():
         return []
     idx = np.flatnonzero(ok)
     pts = to_viewer_frame(_on_plane(points_px[idx], K, depth), center).astype(np.float64)
-    items = [SceneItem(name, _spheres(pts, radius, color), "points", "keypoints", step)]
+    items = [SceneItem(name, _point_cloud(pts), "points", "keypoints", step, color=tuple(color))]
     if len(points_px) >= 25:
         pos = {j: k for k, j in enumerate(idx)}
         edges = [(pos[a], pos[b]) for a, b in BODY25_EDGES if a in pos and b in pos]
@@ -182,7 +180,6 @@ def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool
     zmax = max(float(trace.steps[i].vertices[:, 2].max()) for i in finals)
     zmin = min(float(trace.steps[i].vertices[:, 2].min()) for i in finals)
     depth = zmax + 0.05 * (zmax - zmin + 1e-3)
-    radius = 0.012 * 2 * framing_radius(trace)
     colors = trace_vertex_colors(trace, True)
     faces = o3d.utility.Vector3iVector(np.asarray(trace.faces, np.int32))
 
@@ -201,7 +198,7 @@ def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool
     if keypoints and trace.target_keypoints is not None:
         tk = trace.target_keypoints
         ok = (tk[:, 2] > 0) & np.isfinite(tk[:, :2]).all(1)
-        items += _keypoint_items(tk[:, :2], ok, K, depth, center, radius, TARGET_RGB, "targets", None)
+        items += _keypoint_items(tk[:, :2], ok, K, depth, center, TARGET_RGB, "targets", None)
     width = len(str(n - 1))
     for i in chosen:
         st = trace.steps[i]
@@ -218,7 +215,7 @@ def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool
         if keypoints and st.joints2d is not None:
             j = st.joints2d[:25] if len(st.joints2d) >= 25 else st.joints2d
             ok = np.isfinite(j).all(1) & (np.abs(j) < 1e5).all(1)
-            items += _keypoint_items(j, ok, K, depth, center, radius * 0.8, PROJECTED_RGB,
+            items += _keypoint_items(j, ok, K, depth, center, PROJECTED_RGB,
                                      f"joints {i:0{width}d}", i)
     (h, _w) = trace_intrinsics(trace)[1]
     fov = float(np.degrees(2.0 * np.arctan2(h / 2.0, K[1, 1])))
@@ -239,6 +236,8 @@ def _material(item: SceneItem):
         mat.line_width = 2.0
     else:
         mat.shader = "defaultUnlit"
+        mat.base_color = (*(item.color or (1.0, 1.0, 1.0)), 1.0)
+        mat.point_size = 9.0
     return mat
 
 
@@ -340,8 +339,135 @@ def window_unavailable_reason() -> Optional[str]:
     return None
 
 
+KEYS_HELP = "Left/Right: previous/next step · Home/End: first/last · Space: play/pause"
+
+
+class StepWindow:
+    """The desktop window: an Open3D ``SceneWidget`` with the scene and a side panel (step
+    label and slider, ◀ ▶ and play buttons, photo/keypoint toggles, the keyboard help).
+
+    Keyboard (window-wide): Left/Right previous/next step, Home/End first/last, Space
+    play/pause.
+    The window title names the step shown. Mouse: Open3D's arcball (drag to orbit, wheel to
+    zoom, right-drag to pan).
+
+    Args:
+        scene: the :func:`build_scene` result.
+        title: window title prefix.
+        size: window (width, height) in pixels.
+    """
+
+    PLAY_INTERVAL_S = 0.35
+
+    def __init__(self, scene: DesktopScene, title: str, size: tuple[int, int] = (1280, 860)):
+        import open3d as o3d
+
+        gui, rendering = o3d.visualization.gui, o3d.visualization.rendering
+        self.scene_data, self.title_prefix = scene, title
+        self.window = gui.Application.instance.create_window(title, *size)
+        em = self.window.theme.font_size
+        self.widget = gui.SceneWidget()
+        self.widget.scene = rendering.Open3DScene(self.window.renderer)
+        self.widget.scene.set_background([0.96, 0.965, 0.975, 1.0])
+        for it in scene.items:
+            self.widget.scene.add_geometry(it.name, it.geometry, _material(it))
+        fov, eye, target, up = _camera_for(scene, size[0] / size[1])
+        self.widget.setup_camera(fov, self.widget.scene.bounding_box, target)
+        self.widget.look_at(target, eye, up)
+
+        self.panel = gui.Vert(0.5 * em, gui.Margins(em, em, em, em))
+        self.label = gui.Label("")
+        self.slider = gui.Slider(gui.Slider.INT)
+        self.slider.set_limits(0, len(scene.steps) - 1)
+        self.slider.set_on_value_changed(lambda v: self.show(int(round(v))))
+        buttons = gui.Horiz(0.25 * em)
+        for text, fn in (("< Prev", lambda: self.step_by(-1)), ("Play", self.toggle_play),
+                         ("Next >", lambda: self.step_by(+1))):
+            b = gui.Button(text)
+            b.set_on_clicked(fn)
+            buttons.add_child(b)
+        self.photo_box = gui.Checkbox("Photo")
+        self.keypoints_box = gui.Checkbox("Keypoints")
+        for box in (self.photo_box, self.keypoints_box):
+            box.checked = True
+            box.set_on_checked(lambda _: self.show(self.index))
+        for w in (gui.Label("Step"), self.label, self.slider, buttons, self.photo_box, self.keypoints_box,
+                  gui.Label(KEYS_HELP.replace(" · ", "\n"))):
+            self.panel.add_child(w)
+        self.window.add_child(self.widget)
+        self.window.add_child(self.panel)
+        self.window.set_on_layout(self._layout)
+        self.window.set_on_key(self._on_key)
+        self.widget.set_on_key(self._on_key)
+        self.window.set_on_tick_event(self._on_tick)
+        self.playing, self._last_tick, self.index = False, 0.0, -1
+        self.show(len(scene.steps) - 1)
+
+    # ------------------------------------------------------------------ state
+    def show(self, k: int) -> None:
+        """Show step ``k`` (an index into ``scene.steps``)."""
+        sc = self.scene_data
+        k = int(np.clip(k, 0, len(sc.steps) - 1))
+        visible = set(sc.visible_at(sc.steps[k]))
+        for it in sc.items:
+            on = it.name in visible
+            if it.group == "photo":
+                on = on and self.photo_box.checked
+            elif it.group == "keypoints":
+                on = on and self.keypoints_box.checked
+            self.widget.scene.show_geometry(it.name, on)
+        self.index = k
+        self.slider.int_value = k
+        text = f"step {sc.steps[k]}: {sc.labels[k]}"
+        self.label.text = f"{k + 1}/{len(sc.steps)} · {text}"
+        self.window.title = f"{self.title_prefix} — {text}"
+        self.window.post_redraw()
+
+    def step_by(self, delta: int) -> None:
+        self.show(self.index + delta)
+
+    def toggle_play(self) -> None:
+        self.playing = not self.playing
+        if self.playing and self.index >= len(self.scene_data.steps) - 1:
+            self.show(0)
+
+    # ------------------------------------------------------------------ events
+    def _on_key(self, event):
+        import open3d as o3d
+
+        gui = o3d.visualization.gui
+        if event.type != gui.KeyEvent.Type.DOWN:
+            return gui.Widget.EventCallbackResult.IGNORED
+        moves = {gui.KeyName.LEFT: lambda: self.step_by(-1), gui.KeyName.RIGHT: lambda: self.step_by(+1),
+                 gui.KeyName.HOME: lambda: self.show(0),
+                 gui.KeyName.END: lambda: self.show(len(self.scene_data.steps) - 1),
+                 gui.KeyName.SPACE: self.toggle_play}
+        if event.key in moves:
+            moves[event.key]()
+            return gui.Widget.EventCallbackResult.CONSUMED
+        return gui.Widget.EventCallbackResult.IGNORED
+
+    def _on_tick(self) -> bool:
+        import time
+
+        if not self.playing or time.monotonic() - self._last_tick < self.PLAY_INTERVAL_S:
+            return False
+        self._last_tick = time.monotonic()
+        if self.index >= len(self.scene_data.steps) - 1:
+            self.playing = False
+            return False
+        self.step_by(+1)
+        return True
+
+    def _layout(self, ctx) -> None:
+        r = self.window.content_rect
+        width = min(340, r.width // 3)
+        self.widget.frame = type(r)(r.x, r.y, r.width - width, r.height)
+        self.panel.frame = type(r)(r.get_right() - width, r.y, width, r.height)
+
+
 def run_desktop(trace: Trace, title: Optional[str] = None, max_steps: int = 60) -> None:
-    """Open the Open3D window on a trace (blocks until it is closed).
+    """Open the desktop window (:class:`StepWindow`) on a trace (blocks until it is closed).
 
     Raises:
         RuntimeError: no display / graphics driver (the message says what to try; see
@@ -353,45 +479,12 @@ def run_desktop(trace: Trace, title: Optional[str] = None, max_steps: int = 60) 
     import open3d as o3d
 
     scene = build_scene(trace, max_steps=max_steps)
-    gui = o3d.visualization.gui
-    app = gui.Application.instance
+    app = o3d.visualization.gui.Application.instance
     try:
         app.initialize()
     except Exception as e:  # noqa: BLE001 - turn Open3D's driver errors into one clear message
         raise RuntimeError(f"cannot open an Open3D window here ({e}); use a machine with a display, or the web "
                            f"studio (python -m studio)") from e
-    vis = o3d.visualization.O3DVisualizer(title or f"HMR Studio — {trace.method}", 1280, 860)
-    vis.show_settings = True
-    vis.show_skybox(False)
-    vis.set_background(np.array([0.96, 0.965, 0.975, 1.0]), None)
-    static = []
-    for it in scene.items:
-        t = float(scene.steps.index(it.step)) if it.step is not None else 0.0
-        vis.add_geometry(it.name, it.geometry, _material(it), group=it.group, time=t)
-        if it.step is None:
-            static.append(it.name)
-    vis.animation_time_step = 1.0
-    vis.animation_frame_delay = 0.25
-
-    def keep_static_visible(v, t: float) -> None:
-        # O3DVisualizer shows an object only at its own time; the photo and targets are for all steps.
-        for name in static:
-            v.scene.show_geometry(name, True)
-        k = int(round(t))
-        if 0 <= k < len(scene.labels):
-            v.title = f"HMR Studio — {trace.method} — step {scene.steps[k]}: {scene.labels[k]}"
-
-    def go(delta: int):
-        def action(v) -> None:
-            v.current_time = float(np.clip(round(v.current_time) + delta, 0, len(scene.steps) - 1))
-        return action
-
-    vis.set_on_animation_frame(keep_static_visible)
-    vis.add_action("Previous step", go(-1))
-    vis.add_action("Next step", go(+1))
-    fov, eye, target, up = _camera_for(scene, 1280 / 860)
-    vis.setup_camera(fov, target, eye, up)
-    vis.current_time = float(len(scene.steps) - 1)
-    keep_static_visible(vis, vis.current_time)
-    app.add_window(vis)
+    window = StepWindow(scene, title or f"HMR Studio — {trace.method}")  # held while the app runs
     app.run()
+    del window
