@@ -19,7 +19,7 @@ def test_inspector_follows_the_slider_and_the_run_selector():
     from studio.notebook import TraceInspector
 
     a, b = body_trace(n_steps=4), body_trace(n_steps=2, with_maps=False, method="other")
-    ins = TraceInspector([a, b], size=160, renderer="raycast")
+    ins = TraceInspector([a, b], size=160, renderer="raycast", view3d="image")
     assert ins.renderer == "raycast" and ins.run.options == ("test_body", "other")
     assert ins.run.value == "other" and ins.step.max == 1  # the last run, at its last step
     ins.run.value = "test_body"
@@ -71,8 +71,8 @@ def test_pyvista_frames_follow_the_step_and_yaw_and_match_the_ray_caster():
         pytest.skip("pyvista cannot render off-screen on this machine (no OpenGL context); "
                     "the inspector falls back to the ray caster")
     tr = body_trace(n_steps=4)
-    pv = TraceInspector(tr, size=160, renderer="auto")
-    rc = TraceInspector(tr, size=160, renderer="raycast")
+    pv = TraceInspector(tr, size=160, renderer="auto", view3d="image")
+    rc = TraceInspector(tr, size=160, renderer="raycast", view3d="image")
     assert pv.renderer == "pyvista"
     frames = {(s, y): pv.render_3d(s, y) for s, y in [(0, 90), (3, 90), (3, 0), (3, -90), (3, 45)]}
     keys = list(frames)
@@ -92,3 +92,25 @@ def test_pyvista_frames_follow_the_step_and_yaw_and_match_the_ray_caster():
     assert len({before, mid, pv.view3d.value}) == 3       # the widget's image changes each time
     pv.close()
     rc.close()
+
+
+def test_the_interactive_view_sends_a_new_scene_per_step_and_yaw():
+    """The vtk.js view (pyvista's html backend) gets a new scene when the step, the yaw or
+    the run changes; its title says it is interactive."""
+    from studio.notebook import TraceInspector, interactive_available
+
+    if not interactive_available():
+        pytest.skip("the interactive view needs VTK off-screen rendering and pyvista[jupyter]")
+    ins = TraceInspector([body_trace(n_steps=3), body_trace(n_steps=2, method="other")], size=160)
+    assert ins.view3d_mode == "interactive" and "interactive" in ins.widget.children[2].children[2].children[0].value
+    scenes = [ins.scene3d.scene]
+    ins.step.value = 0
+    scenes.append(ins.scene3d.scene)
+    ins.yaw.value = 0
+    scenes.append(ins.scene3d.scene)
+    ins.run.value = "test_body"
+    scenes.append(ins.scene3d.scene)
+    assert len(set(scenes)) == 4 and all(len(s) > 10_000 for s in scenes)
+    with pytest.raises(ValueError, match="view3d"):
+        TraceInspector(body_trace(), view3d="webgl")
+    ins.close()
