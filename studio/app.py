@@ -92,7 +92,7 @@ def _done_box(what: str, trace: Trace) -> str:
     q = QualityVerdict.from_meta(trace.meta.get("quality"))
     if q is None:
         return _box(f"Done: {what}.", "ok")
-    head = {"good": "Done", "doubtful": "Done — doubtful result", "failed": "Failed fit"}[q.level]
+    head = {"good": "Done", "doubtful": "Done — doubtful result", "failed": "Done — the result failed the quality checks"}[q.level]
     reasons = "".join(f"<br>• {_esc(r)}" for r in q.reasons)
     return _box(f"{head}: {what}.{reasons}", _VERDICT_BOX[q.level])
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_studio_browser import _chromium
+from tests.test_studio_browser import headless_chromium
 from tests.test_studio_support import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -80,19 +80,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    browser, driver_path = _chromium()
-    opts = Options()
-    opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--enable-unsafe-swiftshader",
-                "--use-angle=swiftshader", "--enable-webgl", "--ignore-gpu-blocklist",
-                f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}", "--window-size=1400,1600"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(driver_path), options=opts)
+    d = headless_chromium(tmp_path_factory.mktemp("chrome-profile"), window="1400,1600",
+                          extra=("--enable-webgl", "--ignore-gpu-blocklist"))
     yield d
     d.quit()
 

@@ -68,4 +68,4 @@ def test_the_studio_status_shows_the_verdict(err, kind):
     t.meta["quality"] = assess_trace(t).to_meta()
     box = _done_box("<b>m</b>, 1 steps", t)
     assert f'class="{kind}"' in box
-    assert ("Failed fit" in box) == (kind == "studio-err") and ("doubtful" in box) == (kind == "studio-warn")
+    assert ("failed the quality checks" in box) == (kind == "studio-err") and ("doubtful" in box) == (kind == "studio-warn")

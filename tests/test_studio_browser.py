@@ -29,24 +29,30 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
+def headless_chromium(profile, window: str = "1500,2000", extra: tuple = (), prefs: dict | None = None):
+    """A selenium Chrome driver on the system's headless Chromium (WebGL through SwiftShader);
+    skips the test when chromium, chromedriver or selenium are missing."""
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     browser, driver_path = _chromium()
-    downloads = tmp_path_factory.mktemp("downloads")
     opts = Options()
     opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-                f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}", "--window-size=1500,2000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-unsafe-swiftshader",
+                "--use-angle=swiftshader", f"--user-data-dir={profile}", f"--window-size={window}", *extra):
         opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
-    d = webdriver.Chrome(service=Service(driver_path), options=opts)
+    if prefs:
+        opts.add_experimental_option("prefs", prefs)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    downloads = tmp_path_factory.mktemp("downloads")
+    d = headless_chromium(tmp_path_factory.mktemp("chrome-profile"), extra=("--disable-gpu",),
+                          prefs={"download.default_directory": str(downloads), "download.prompt_for_download": False})
     d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     d.downloads = downloads
     yield d
