@@ -12,7 +12,9 @@ panel's title):
 
 * ``"interactive"`` — the step's mesh as a vtk.js scene you orbit (drag) and zoom (wheel)
   in the notebook: pyvista's ``html`` Jupyter backend (trame-pyvista's ``EmbeddableWidget``
-  and the viewer page bundled with trame-vtk; no server to reach, nothing downloaded). It
+  and the viewer page bundled with trame-vtk). The scene is exported by a trame server that
+  pyvista starts inside the kernel; the browser only receives the scene through the widget
+  (it never connects to that server, so remote notebooks work), and nothing is downloaded. It
   needs ``pip install "pyvista[jupyter]"`` (trame, trame-vtk, trame-pyvista, anywidget)
   and VTK rendering off-screen; each step or yaw change sends a new scene, which restarts
   the view from that yaw;

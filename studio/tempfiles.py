@@ -7,8 +7,9 @@
   files into its own cache, so request folders are deleted after :data:`REQUEST_TTL_S`
   (checked at every new request by :func:`sweep_requests`).
 * :func:`sweep_orphans` — at start-up: the process folders of servers that were killed
-  (SIGKILL, power loss), the ``hmr-studio-api-*`` folders of older versions, and stale
-  ``.tmp`` files of interrupted atomic writes.
+  (SIGKILL, power loss) and the ``hmr-studio-api-*`` folders of older versions. (Stale
+  ``.tmp`` files of interrupted atomic writes elsewhere are removed by the next write of
+  the same file, :func:`core.utils.io.atomic_open`.)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from core.utils.io import pid_alive, remove_stale_temp_files
+from core.utils.io import pid_alive
 
 __all__ = ["process_root", "request_folder", "sweep_requests", "sweep_orphans", "install_exit_on_sigterm",
            "REQUEST_TTL_S"]
@@ -74,8 +75,8 @@ def sweep_requests(ttl_s: float = REQUEST_TTL_S, now: Optional[float] = None) ->
 
 def sweep_orphans(tmp: Optional[Path] = None) -> list[Path]:
     """Remove what killed studio processes left in the temporary directory: their process
-    folders (pid no longer running), old ``hmr-studio-api-*`` request folders (older
-    versions, > 1 h old), and stale atomic-write ``.tmp`` files at the top level.
+    folders (pid no longer running) and old ``hmr-studio-api-*`` request folders (older
+    versions, > 1 h old). Nothing else in the shared temporary directory is touched.
 
     Returns:
         The removed paths.
@@ -88,7 +89,6 @@ def sweep_orphans(tmp: Optional[Path] = None) -> list[Path]:
         if p.is_dir() and ((m and not pid_alive(int(m["pid"])) and p != _ROOT) or stale_api):
             _remove(p)
             removed.append(p)
-    removed += remove_stale_temp_files(tmp)
     return removed
 
 
