@@ -10,6 +10,7 @@ fitted to those keypoints — a baseline that knows nothing of the image but whe
 is.
 
     python benchmarks/real_photos.py --photos ../shared/images [--methods hmr eft]
+        [--weights LABEL=METHOD:FILE ...]   # e.g. old=hmr:runs/old.safetensors, compared side by side
 """
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", type=Path, required=True)
     ap.add_argument("--methods", nargs="+", default=["hmr"])
+    ap.add_argument("--weights", nargs="*", default=[], metavar="LABEL=METHOD:FILE",
+                    help="also run METHOD with the weights FILE, reported as LABEL")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -71,6 +74,20 @@ def main(argv=None) -> int:
     methods = {m: create_method(m) for m in args.methods}
     for m in methods:
         print(f"{m}: {default_weights(m) or 'untrained / as configured'}")
+    for spec in args.weights:
+        label, _, rest = spec.partition("=")
+        name, _, file = rest.partition(":")
+        if not (label and name and file):
+            ap.error(f"--weights {spec!r}: expected LABEL=METHOD:FILE")
+        import json
+
+        from safetensors import safe_open
+
+        with safe_open(file, "pt") as f:
+            arch = json.loads(f.metadata()["hmr_studio"])["architecture"]
+        extra = {"backbone": "blazepose"} if arch.endswith("_blazepose") else {}
+        methods[label] = create_method(name, checkpoint=file, **extra)
+        print(f"{label}: {name} with {file}")
     rows = []
     for path in sorted(p for p in args.photos.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
         image = np.asarray(Image.open(path).convert("RGB"))
