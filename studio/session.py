@@ -10,6 +10,7 @@ shared background worker after a run, so moving the slider rarely waits for a re
 from __future__ import annotations
 
 import atexit
+import contextlib
 import queue
 import shutil
 import threading
@@ -394,7 +395,13 @@ class StudioSession:
         return path
 
     def close(self) -> None:
-        """Cancel background work and delete the session's files."""
+        """Cancel background work and delete the session's files (after the step being
+        rendered in the background, if any, has been written: it stops at that step)."""
         for v in self.views.values():
             v.cancel()
+        for v in self.views.values():
+            fut = v._future
+            if fut is not None and not fut.cancel():     # queued: dropped; running: wait for its step
+                with contextlib.suppress(Exception):
+                    fut.result(timeout=10.0)
         shutil.rmtree(self.folder, ignore_errors=True)
