@@ -91,12 +91,6 @@ class FairQueue:
             self._cv.notify()
         return job
 
-    def position(self, job: Job) -> int:
-        """How many jobs of the same caller wait before ``job`` (0 = next of that caller)."""
-        with self._cv:
-            waiting = self._pending.get(job.caller, deque())
-            return next((i for i, j in enumerate(waiting) if j is job), 0)
-
     def _next(self) -> Job | None:
         """The next job: of the caller with waiting jobs that has the fewest running jobs,
         then the one served longest ago (never served: first)."""

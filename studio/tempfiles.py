@@ -85,7 +85,10 @@ def sweep_orphans(tmp: Optional[Path] = None) -> list[Path]:
     removed: list[Path] = []
     for p in tmp.glob(f"{_PREFIX}*"):
         m = _ROOT_NAME.match(p.name)
-        stale_api = p.name.startswith(f"{_PREFIX}api-") and time.time() - p.stat().st_mtime > 3600
+        try:
+            stale_api = p.name.startswith(f"{_PREFIX}api-") and time.time() - p.stat().st_mtime > 3600
+        except OSError:   # removed meanwhile
+            continue
         if p.is_dir() and ((m and not pid_alive(int(m["pid"])) and p != _ROOT) or stale_api):
             _remove(p)
             removed.append(p)
