@@ -42,7 +42,6 @@ class Job:
         self.fn = fn
         self.cancel_event = threading.Event()
         self.future: Future = Future()
-        self.state = "queued"
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -50,6 +49,10 @@ class Job:
 
     def result(self, timeout: float | None = None) -> Any:
         return self.future.result(timeout)
+
+    @property
+    def state(self) -> str:
+        return "done" if self.future.done() else "running" if self.future.running() else "queued"
 
 
 class FairQueue:
@@ -116,14 +119,12 @@ class FairQueue:
                     if job.caller not in self._pending and not self._running.get(job.caller):
                         self._served.pop(job.caller, None)
                     continue                          # cancelled while waiting
-                job.state = "running"
                 self._running[job.caller] = self._running.get(job.caller, 0) + 1
             try:
                 job.future.set_result(job.fn(job.cancel_event))
             except BaseException as e:  # noqa: BLE001 - delivered through the future
                 job.future.set_exception(e)
             finally:
-                job.state = "done"
                 with self._cv:
                     self._running[job.caller] -= 1
                     if not self._running[job.caller]:

@@ -148,7 +148,10 @@ class _PyvistaView:
         self.mesh = None
         self.key = None
 
-    def _set_scene(self, trace: Trace, index: int, yaw: float) -> None:
+    def show(self, trace: Trace, index: int, yaw: float) -> None:
+        """Put step ``index`` turned by ``yaw`` in the plotter and render it (``screenshot()``
+        renders only on its first call; without rendering every later picture repeated the
+        first one: the frozen 3D panel)."""
         pv = self.pv
         moved, _ = look_at_camera(trace.steps[index].vertices, yaw, 0.0, self.size,
                                   half_extent=framing_radius(trace), fov_deg=self.FOV_DEG)
@@ -171,19 +174,16 @@ class _PyvistaView:
         cam.position, cam.focal_point, cam.up = (0.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)
         cam.view_angle = self.FOV_DEG
         self.plotter.reset_camera_clipping_range()
+        self.plotter.render()
 
     def render(self, trace: Trace, index: int, yaw: float) -> np.ndarray:
         """(size, size, 3) uint8 picture of the step."""
-        self._set_scene(trace, index, yaw)
-        # screenshot() renders only on its first call; without this every later frame
-        # repeated the first one (the frozen 3D panel)
-        self.plotter.render()
+        self.show(trace, index, yaw)
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
 
     def scene(self, trace: Trace, index: int, yaw: float) -> bytes:
         """The step as a vtk.js scene (``.vtksz`` bytes) for the interactive view."""
-        self._set_scene(trace, index, yaw)
-        self.plotter.render()
+        self.show(trace, index, yaw)
         with _offline_trame():
             return self.plotter.trame.export_vtksz(filename=None)
 
@@ -230,6 +230,7 @@ class TraceInspector:
         self.renderer = renderer
         self._pv = _PyvistaView(size) if renderer == "pyvista" or view3d == "interactive" else None
         self.scene3d = None
+        self._scene_key: Optional[tuple] = None   # (run, step, yaw) of the scene the widget holds
 
         names = list(self.traces)
         self.run = w.Dropdown(options=names, value=names[-1], description="Run")
@@ -244,10 +245,11 @@ class TraceInspector:
         if view3d == "interactive":
             from trame_pyvista.jupyter import EmbeddableWidget
 
-            tr = self.traces[names[-1]]
-            self._pv.scene(tr, n - 1, 90)
+            # the widget exports the plotter's scene itself: set it up, do not export it here too
+            self._pv.show(self.traces[names[-1]], n - 1, self.yaw.value)
             with _offline_trame():
                 self.scene3d = EmbeddableWidget(self._pv.plotter, width=size, height=size)
+            self._scene_key = (names[-1], n - 1, self.yaw.value)
             title3d = "3D — interactive: drag to orbit, scroll to zoom (vtk.js)"
             panel3d = self.scene3d
         else:
@@ -301,8 +303,12 @@ class TraceInspector:
     def _update_3d(self) -> None:
         if self.scene3d is not None:
             tr, i = self.trace, self.step.value
+            key = (self.run.value, i, self.yaw.value)
+            if key == self._scene_key:   # e.g. the first update after __init__: already exported
+                return
             if tr.steps[i].vertices is not None and tr.faces is not None and np.isfinite(tr.steps[i].vertices).all():
                 self.scene3d.scene = base64.b64encode(self._pv.scene(tr, i, self.yaw.value)).decode("ascii")
+                self._scene_key = key
             return
         self.view3d.value = png_bytes(self.render_3d(self.step.value, self.yaw.value))
 

@@ -202,6 +202,15 @@ class TraceViews:
         """Stop background rendering of this trace (at the next step boundary)."""
         self._cancel.set()
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """:meth:`cancel`, and return once no background rendering of it runs: a queued job
+        is dropped, a running one finishes the step it is writing."""
+        self.cancel()
+        fut = self._future
+        if fut is not None and not fut.cancel():
+            with contextlib.suppress(Exception):
+                fut.result(timeout=timeout)
+
     # ------------------------------------------------------------------ cached files
     def _cached(self, key: tuple, make) -> Path:
         with self._lock:
@@ -398,10 +407,7 @@ class StudioSession:
         """Cancel background work and delete the session's files (after the step being
         rendered in the background, if any, has been written: it stops at that step)."""
         for v in self.views.values():
-            v.cancel()
+            v.cancel()                 # all at once, then wait for each
         for v in self.views.values():
-            fut = v._future
-            if fut is not None and not fut.cancel():     # queued: dropped; running: wait for its step
-                with contextlib.suppress(Exception):
-                    fut.result(timeout=10.0)
+            v.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
