@@ -262,3 +262,14 @@ def test_bad_pose_shapes_give_clear_errors(body):
         body(betas=torch.zeros(1, 12))
     with pytest.raises(ValueError, match="unknown body"):
         load_body("smplx")
+
+
+def test_resolve_body_from_name_object_and_smpl_folder(tmp_path):
+    from core.body import load_body, resolve_body
+
+    d = write_fake_smpl_dir(tmp_path / "smpl")
+    assert resolve_body("open") is load_body("open")
+    body = load_body("open")
+    assert resolve_body(body, smpl_dir=d) is body              # a body object is used as it is
+    assert resolve_body("open", smpl_dir=d).name == "smpl"      # a SMPL folder means the SMPL body
+    assert resolve_body("smpl", smpl_dir=d) is load_body("smpl", data_dir=d)

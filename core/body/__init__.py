@@ -9,7 +9,7 @@ from core.body.constants import (  # noqa: F401
     DENSEPOSE_PART_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS, SPIN_JOINT_NAMES,
 )
 from core.body.model import BodyModel, BodyOutput  # noqa: F401
-from core.body.loading import BodyFileError, load_body  # noqa: F401
+from core.body.loading import BodyFileError, load_body, resolve_body  # noqa: F401
 
-__all__ = ["load_body", "BodyModel", "BodyOutput", "BodyFileError", "SMPL_JOINT_NAMES",
+__all__ = ["load_body", "resolve_body", "BodyModel", "BodyOutput", "BodyFileError", "SMPL_JOINT_NAMES",
            "SPIN_JOINT_NAMES", "SMPL_PARENTS", "DENSEPOSE_PART_NAMES"]

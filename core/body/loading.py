@@ -65,6 +65,15 @@ def load_body(name: str = "open", data_dir=None, gender: str = "neutral",
     return body
 
 
+def resolve_body(body="open", smpl_dir=None) -> BodyModel:
+    """A method's body from what the user gave: a body model is used as it is; a name is
+    loaded, and a SMPL folder (``smpl_dir``) means the SMPL body whatever the name (the
+    methods' default name is "open")."""
+    if not isinstance(body, str):
+        return body
+    return load_body("smpl" if smpl_dir is not None else body, data_dir=smpl_dir)
+
+
 # ------------------------------------------------------------------------------ open body
 def _load_open(folder: Path) -> BodyModel:
     model_path, aux_path = folder / "model.npz", folder / "aux.npz"

@@ -637,13 +637,11 @@ class SMPLifyMethod:
     def __init__(self, body="open", smpl_dir=None, schedule: Optional[str] = None, num_iters: Optional[int] = None,
                  init: str = "mean", regressor=None, record_every: int = 5, step_size: float = 1e-2,
                  gmm_path=None):
-        from core.body import load_body
+        from core.body import resolve_body
 
         if init not in ("mean", "regressor"):
             raise ValueError(f"init must be 'mean' or 'regressor', got {init!r}")
-        if smpl_dir is not None and isinstance(body, str):
-            body = "smpl"            # a SMPL folder means the SMPL body (the default name is "open")
-        self.body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
+        self.body = resolve_body(body, smpl_dir)
         self.prior = load_pose_prior(self.body.name, smpl_dir=smpl_dir, gmm_path=gmm_path)
         if schedule is None:
             schedule = "smplify" if init == "mean" else "spin"

@@ -294,13 +294,11 @@ def build_regressor(model, checkpoint, body, smpl_dir, arch, method: str | None 
     own IEF iteration count is kept; `model_cfg` is then ignored)."""
     if model is not None:
         return model
-    from core.body import load_body
+    from core.body import resolve_body
     from core.models import create_model, load_official_checkpoint, load_project_checkpoint
     from core.models.shipped import load_method_weights
 
-    if smpl_dir is not None and isinstance(body, str):
-        body = "smpl"            # a SMPL folder means the SMPL body (the default name is "open")
-    body = load_body(body, data_dir=smpl_dir) if isinstance(body, str) else body
+    body = resolve_body(body, smpl_dir)
     if checkpoint is None and arch == "hmr" and method is not None:
         shipped = load_method_weights(method, body)
         if shipped is not None:
