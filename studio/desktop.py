@@ -72,9 +72,9 @@ class DesktopScene:
     items: list[SceneItem]
     steps: list[int]
     labels: list[str]
+    camera_fov_deg: float
+    """Vertical field of view of the trace's crop camera (degrees)."""
     center: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    camera_fov_deg: float = 0.0
-    """Vertical field of view of the trace's crop camera (0: unknown)."""
 
     def names(self, group: Optional[str] = None) -> list[str]:
         """Item names (of one group)."""
@@ -219,7 +219,7 @@ def build_scene(trace: Trace, steps: Optional[Sequence[int]] = None, photo: bool
                                      f"joints {i:0{width}d}", i)
     (h, _w) = trace_intrinsics(trace)[1]
     fov = float(np.degrees(2.0 * np.arctan2(h / 2.0, K[1, 1])))
-    return DesktopScene(items, chosen, [trace.steps[i].label for i in chosen], center, fov)
+    return DesktopScene(items, chosen, [trace.steps[i].label for i in chosen], camera_fov_deg=fov, center=center)
 
 
 def _material(item: SceneItem):
@@ -245,19 +245,12 @@ def _camera_for(scene: DesktopScene, aspect: float = 1.0):
     """The first view: from the trace's own camera, so the mesh lies on the person in the
     photo and mesh + photo fill the view (the photo plane's height fills the window; wider
     windows show margins). Returns (vertical fov in degrees, eye, look-at, up) in the viewer
-    frame; without a known camera, a view from the front framing the final mesh."""
-    meshes = [it for it in scene.items if it.kind == "mesh"]
-    v = np.asarray(meshes[-1].geometry.vertices)
-    target = (v.max(0) + v.min(0)) / 2.0
-    up = np.array([0.0, 1.0, 0.0])
-    if scene.camera_fov_deg > 0:
-        eye = to_viewer_frame(np.zeros((1, 3)), scene.center)[0].astype(np.float64)
-        # look along the optical axis (through the crop's centre), at the mesh's depth
-        target = to_viewer_frame(np.array([[0.0, 0.0, scene.center[2]]]), scene.center)[0].astype(np.float64)
-        fov = scene.camera_fov_deg * 1.04 / min(1.0, aspect)  # a small margin; portrait windows widen
-        return float(fov), eye, target, up
-    size = float((v.max(0) - v.min(0)).max())
-    return 35.0, target + np.array([0.0, 0.0, 1.0]) * 2.2 * size, target, up
+    frame."""
+    eye = to_viewer_frame(np.zeros((1, 3)), scene.center)[0].astype(np.float64)
+    # look along the optical axis (through the crop's centre), at the mesh's depth
+    target = to_viewer_frame(np.array([[0.0, 0.0, scene.center[2]]]), scene.center)[0].astype(np.float64)
+    fov = scene.camera_fov_deg * 1.04 / min(1.0, aspect)  # a small margin; portrait windows widen
+    return float(fov), eye, target, np.array([0.0, 1.0, 0.0])
 
 
 def render_offscreen(scene: DesktopScene, step: Optional[int] = None, width: int = 640, height: int = 480
