@@ -187,8 +187,9 @@ def test_the_window_draws_on_every_launch_under_xvfb(tmp_path, monkeypatch):
     firsts = []
     for launch in range(3):
         xvfb, display = _xvfb(24)
+        log = tmp_path / f"launch{launch}.log"      # a file, not a pipe nobody reads while waiting
         app = subprocess.Popen([sys.executable, "-m", "studio", "--desktop", "--trace", str(trace)], cwd=root,
-                               env={**os.environ, "DISPLAY": display}, stdout=subprocess.PIPE,
+                               env={**os.environ, "DISPLAY": display}, stdout=open(log, "wb"),
                                stderr=subprocess.STDOUT)
         t0, drawn = time.time(), None
         try:
@@ -198,7 +199,7 @@ def test_the_window_draws_on_every_launch_under_xvfb(tmp_path, monkeypatch):
                     drawn = time.time() - t0
                     break
                 time.sleep(1.0)
-            assert drawn is not None, f"launch {launch}: the window never drew"
+            assert drawn is not None, f"launch {launch}: the window never drew:\n{log.read_text(errors='replace')[-2000:]}"
             firsts.append(drawn)
             if launch == 0:
                 win = _xdotool(display, "search", "--name", "HMR Studio").split()[0]
@@ -215,10 +216,9 @@ def test_the_window_draws_on_every_launch_under_xvfb(tmp_path, monkeypatch):
                 assert _xdotool(display, "getwindowname", win).endswith("step 3: test step 3")
         finally:
             app.kill()
-            out = app.communicate()[0].decode(errors="replace")
+            app.wait()
             xvfb.terminate()
             xvfb.wait()
-        assert app.returncode is not None, out[-2000:]
     print("first frame after", ", ".join(f"{t:.1f} s" for t in firsts))
     xvfb, display = _xvfb(16)
     try:
