@@ -1,16 +1,28 @@
-"""SMPLify speed: one body-stage iteration (loss forward + backward + Adam step) with the
-joints-only subset evaluation (``body(..., vertex_ids=empty)``: the ~118 vertices SPIN's 49
-keypoints need) versus the full mesh, at batch 1 and 64, on CPU.
+"""SMPLify speed on CPU: the fast joints-only body evaluation against today's reference paths.
 
-    python benchmarks/bench_smplify.py [--threads N] [--repeats R] [--batches 1 64]
+Three evaluations of the body inside SMPLify's loops (``core.fitting.smplify._joints``):
+``joints`` (default: ``BodyModel.joints_only()``, buffers gathered once, pointer-jumping
+kinematics, one keypoint matrix), ``subset`` (the reference: ``body(vertex_ids=empty)``,
+the path before issue 17) and ``full`` (every vertex).
 
-Checks first that both evaluations give the same loss (relative difference ≤ 1e-5) and
-the same projected joints, then prints ms per iteration and the full/subset ratio
-(target: ≥ 3× at batch 64).
+Checks first that all three give the same loss terms (relative ≤ 1e-5) and joints, then
+prints, for each batch size and thread count, interleaved (reference and fast alternate,
+median of `--repeats` rounds, so machine noise hits both alike):
+
+* one body-stage iteration (loss forward + backward + Adam step), ms, and the ratios
+  subset/joints (target ≥ 1.7× at batch 1, ≥ 1.5× at 64) and full/joints;
+* a whole ``run_smplify`` ("spin" schedule, `--iters` per stage, no recording) per
+  iteration, reference vs fast, and the largest difference of the fitted joints (px).
+
+    python benchmarks/bench_smplify.py [--threads 1 2] [--batches 1 64] [--repeats 15]
+
+Timings on a shared machine vary with its load: compare the ratios; ``uptime`` is printed.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import time
 
 import numpy as np
@@ -19,7 +31,7 @@ import torch
 from core.body import load_body
 from core.fitting.priors import load_pose_prior
 from core.fitting.rom import sample_poses
-from core.fitting.smplify import Stage, body_stage_losses
+from core.fitting.smplify import FitInit, Stage, body_stage_losses, run_smplify
 
 
 def _inputs(body, B: int, seed: int = 0):
@@ -32,59 +44,92 @@ def _inputs(body, B: int, seed: int = 0):
     return go, pose, betas, transl, kp
 
 
-def _iteration_time(body, prior, stage, B: int, full: bool, repeats: int) -> float:
+def _iteration(body, prior, stage, B: int, evaluation: str):
+    """A callable doing one body-stage iteration with its own parameters and optimiser."""
     go, pose, betas, transl, kp = _inputs(body, B)
     params = [p.clone().requires_grad_(True) for p in (go, pose, betas)]
     opt = torch.optim.Adam(params, lr=1e-2)
 
     def one():
         terms, _, _, _ = body_stage_losses(body, kp, params[0], params[1], params[2], transl, prior, stage,
-                                           full_mesh=full)
+                                           evaluation=evaluation)
         opt.zero_grad(set_to_none=True)
         terms["total"].sum().backward()
         opt.step()
 
-    for _ in range(3):
-        one()
-    times = []
+    return one
+
+
+def interleaved(fns: dict, repeats: int, inner: int = 5) -> dict:
+    """Median seconds per call of each function, rounds alternating between them."""
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[k].append((time.perf_counter() - t0) / inner)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def check_equal(body, prior, stage, B: int = 8) -> tuple[float, float]:
-    """(max relative loss difference, max joint difference in px) subset vs full."""
+    """(max relative loss difference, max joint difference in px) of joints/subset vs full."""
     go, pose, betas, transl, kp = _inputs(body, B, seed=1)
     with torch.no_grad():
-        a, pa, ja, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, full_mesh=False)
-        b, pb, jb, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, full_mesh=True)
-    rel = max(float(((a[k] - b[k]).abs() / b[k].abs().clamp(min=1e-6)).max()) for k in a)
-    return rel, float((ja - jb).abs().max())
+        ref, _, jref, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, evaluation="full")
+        rel = px = 0.0
+        for ev in ("subset", "joints"):
+            a, _, ja, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, evaluation=ev)
+            rel = max(rel, max(float(((a[k] - ref[k]).abs() / ref[k].abs().clamp(min=1e-6)).max()) for k in a))
+            px = max(px, float((ja - jref).abs().max()))
+    return rel, px
+
+
+def whole_fit(body, prior, B: int, iters: int, repeats: int) -> tuple[float, float, float]:
+    """run_smplify per iteration, reference ("subset") vs fast ("joints"), and the largest
+    difference of the fitted 2D joints (px)."""
+    go, pose, betas, transl, kp = _inputs(body, B, seed=2)
+    init = FitInit(go, pose, betas, transl, "benchmark")
+    kw = dict(init=init, prior=prior, schedule="spin", num_iters=iters, try_flipped_orientation=False)
+    res = {}
+    fns = {ev: (lambda ev=ev: res.__setitem__(ev, run_smplify(body, kp, evaluation=ev, **kw)))
+           for ev in ("subset", "joints")}
+    t = interleaved(fns, repeats, inner=1)
+    diff = float((res["subset"].joints2d - res["joints"].joints2d).abs().max())
+    return t["subset"] / (2 * iters), t["joints"] / (2 * iters), diff
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--iters", type=int, default=50, help="iterations per stage of the whole-fit timing")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), f"| {os.cpu_count()} CPUs")
     body = load_body("open")
     prior = load_pose_prior("open")
     stage = Stage("body", "body", 100)
     rel, px = check_equal(body, prior, stage)
-    print(f"open body: {body.num_vertices} vertices, {len(body.joint_vertex_ids)} needed by the 49 joints; "
-          f"torch threads: {torch.get_num_threads()}")
-    print(f"subset vs full: max relative loss difference {rel:.2e}, max joint difference {px:.2e} px "
+    print(f"open body: {body.num_vertices} vertices, {len(body.joint_vertex_ids)} needed by the 49 keypoints")
+    print(f"joints/subset vs full: max relative loss difference {rel:.2e}, max joint difference {px:.2e} px "
           f"-> {'OK' if rel <= 1e-5 else 'MISMATCH'}")
-    print(f"{'batch':>6} {'joints-only ms/iter':>20} {'full-mesh ms/iter':>18} {'ratio':>7}")
-    for B in args.batches:
-        sub = _iteration_time(body, prior, stage, B, False, args.repeats)
-        full = _iteration_time(body, prior, stage, B, True, args.repeats)
-        print(f"{B:>6} {sub:>20.2f} {full:>18.2f} {full / sub:>6.1f}x")
+    print(f"{'threads':>7} {'batch':>6} | {'one iteration, ms: subset':>26} {'full':>8} {'joints':>8} "
+          f"{'subset/joints':>14} {'full/joints':>12} | {'run_smplify ms/iter: subset':>28} {'joints':>8} "
+          f"{'ratio':>6} {'max Δ px':>9}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for B in args.batches:
+            t = interleaved({ev: _iteration(body, prior, stage, B, ev) for ev in ("subset", "full", "joints")},
+                            args.repeats)
+            ref, fast, diff = whole_fit(body, prior, B, args.iters, max(3, args.repeats // 5))
+            print(f"{threads:>7} {B:>6} | {1e3 * t['subset']:>26.2f} {1e3 * t['full']:>8.2f} {1e3 * t['joints']:>8.2f} "
+                  f"{t['subset'] / t['joints']:>13.2f}x {t['full'] / t['joints']:>11.1f}x | {1e3 * ref:>28.2f} "
+                  f"{1e3 * fast:>8.2f} {ref / fast:>5.2f}x {diff:>9.1e}")
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":

@@ -143,11 +143,32 @@ def _xvfb(depth: int):
             break
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"1400x1000x{depth}", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(50):
-        if Path(f"/tmp/.X11-unix/X{n}").exists():
-            break
-        time.sleep(0.1)
-    return proc, f":{n}"
+    t0 = time.time()
+    while time.time() - t0 < 60:      # ready = a client can connect (the socket alone comes first)
+        if Path(f"/tmp/.X11-unix/X{n}").exists() and _x_ready(f":{n}"):
+            return proc, f":{n}"
+        assert proc.poll() is None, f"Xvfb :{n} exited with {proc.returncode}"
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"Xvfb :{n} did not accept connections within 60 s")
+
+
+def _x_ready(display: str) -> bool:
+    import os
+
+    return subprocess.run(["xdotool", "getdisplaygeometry"], env={**os.environ, "DISPLAY": display},
+                          capture_output=True, timeout=20).returncode == 0
+
+
+def _stack(pid: int) -> str:
+    """Where a process that never drew is waiting (py-spy, when installed)."""
+    import shutil
+
+    if not shutil.which("py-spy"):
+        return "(install py-spy to see where it waits)"
+    out = subprocess.run(["py-spy", "dump", "--native", "--pid", str(pid)], capture_output=True, text=True,
+                         timeout=60)
+    return (out.stdout + out.stderr)[-4000:]
 
 
 def _grab(display: str) -> np.ndarray:
@@ -199,7 +220,10 @@ def test_the_window_draws_on_every_launch_under_xvfb(tmp_path, monkeypatch):
                     drawn = time.time() - t0
                     break
                 time.sleep(1.0)
-            assert drawn is not None, f"launch {launch}: the window never drew:\n{log.read_text(errors='replace')[-2000:]}"
+            assert app.poll() is None or drawn is not None, \
+                f"launch {launch}: the app exited ({app.returncode}) before drawing:\n{log.read_text(errors='replace')[-2000:]}"
+            assert drawn is not None, (f"launch {launch}: the window never drew in 120 s:\n"
+                                       f"{log.read_text(errors='replace')[-2000:]}\n{_stack(app.pid)}")
             firsts.append(drawn)
             if launch == 0:
                 win = _xdotool(display, "search", "--name", "HMR Studio").split()[0]

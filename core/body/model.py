@@ -251,6 +251,17 @@ class BodyModel(nn.Module):
         return BodyOutput(vertices=out_verts, smpl_joints=smpl_joints, joints=joints,
                           rotmats=rotmats, vertex_ids=vertex_ids)
 
+    def joints_only(self):
+        """The :class:`core.body.joints_only.JointsOnly` evaluator of this body (the 24 joints
+        and 49 keypoints without the mesh, in few operations), built once per device/dtype."""
+        from core.body.joints_only import JointsOnly
+
+        key = (self.v_template.device, self.v_template.dtype)
+        cache = self.__dict__.setdefault("_joints_only", {})
+        if key not in cache:
+            cache[key] = JointsOnly(self)
+        return cache[key]
+
     def _skin(self, betas, rotmats, A, ids):
         vt = self.v_template if ids is None else self.v_template[ids]
         sd = self.shapedirs if ids is None else self.shapedirs[ids]

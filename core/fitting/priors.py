@@ -89,12 +89,19 @@ class MaxMixturePrior(nn.Module):
             raise ValueError(f"pose prior: expected body_pose (B, {self.dim}) axis-angle, got {tuple(body_pose.shape)}")
         diff = body_pose[:, None, :] - self.means.to(body_pose.dtype)[None]       # (B,K,D)
         prec = self.precisions.to(body_pose.dtype)
-        quad = torch.einsum("bkd,kde,bke->bk", diff, prec, diff)
+        quad = (torch.einsum("bkd,kde->bke", diff, prec) * diff).sum(-1)          # two operands: one GEMM per k
         return 0.5 * quad + self.nll_const.to(body_pose.dtype)[None]
 
     def forward(self, body_pose: torch.Tensor) -> torch.Tensor:
         """(B, 69) axis-angle → (B,) min over components (merged mode)."""
         return self.components(body_pose).min(dim=1).values
+
+    def reference(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` as first written (one three-operand einsum, ≈2× slower at batch
+        1): the reference the tests and ``benchmarks/bench_smplify.py`` compare with."""
+        diff = body_pose[:, None, :] - self.means.to(body_pose.dtype)[None]
+        quad = torch.einsum("bkd,kde,bke->bk", diff, self.precisions.to(body_pose.dtype), diff)
+        return (0.5 * quad + self.nll_const.to(body_pose.dtype)[None]).min(dim=1).values
 
 
 class JointLimitPrior(nn.Module):

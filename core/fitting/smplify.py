@@ -196,10 +196,20 @@ class FitInit:
         return FitInit(ex(self.global_orient), ex(self.body_pose), ex(self.betas), ex(self.transl), self.kind)
 
 
-def _joints(body, betas, body_pose, global_orient, full: bool = False):
-    """Evaluate the body: joints only (subset) or the full mesh. Returns BodyOutput."""
-    if full:
+EVALUATIONS = ("joints", "subset", "full")
+
+
+def _joints(body, betas, body_pose, global_orient, evaluation: str = "joints"):
+    """Evaluate the body for its keypoints. Returns BodyOutput.
+
+    evaluation: "joints" — :meth:`BodyModel.joints_only` (the fast path, no vertices);
+    "subset" — ``body(vertex_ids=empty)``, the reference it equals; "full" — the whole mesh."""
+    if evaluation == "joints":
+        return body.joints_only()(betas, body_pose, global_orient)
+    if evaluation == "full":
         return body(betas=betas, body_pose=body_pose, global_orient=global_orient)
+    if evaluation != "subset":
+        raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
     empty = torch.zeros(0, dtype=torch.long, device=betas.device)
     return body(betas=betas, body_pose=body_pose, global_orient=global_orient, vertex_ids=empty,
                 return_vertices=False)
@@ -236,22 +246,24 @@ def estimate_initial_translation(body, keypoints: torch.Tensor, init: FitInit, f
 def body_stage_losses(body, keypoints: torch.Tensor, global_orient: torch.Tensor, body_pose: torch.Tensor,
                       betas: torch.Tensor, transl: torch.Tensor, prior: PosePrior, stage: Stage,
                       focal: float = FOCAL_LENGTH, img_res: int = IMG_RES, sigma: float = 100.0,
-                      full_mesh: bool = False, ignored: Sequence[int] = SMPLIFY_IGNORED):
+                      evaluation: str = "joints", ignored: Sequence[int] = SMPLIFY_IGNORED):
     """SMPLify body-stage loss terms per sample.
 
     Args:
         keypoints: (B, 49, 3) crop pixels. global_orient (B, 3), body_pose (B, 69)
-        axis-angle; betas (B, 10); transl (B, 3). full_mesh: evaluate all vertices (same
-        loss, slower — for checking the subset evaluation).
+        axis-angle; betas (B, 10); transl (B, 3). evaluation: "joints" (fast, default),
+        "subset" (the reference path) or "full" (all vertices; same loss, slower) — see
+        :func:`_joints`.
     Returns:
         (terms: dict name → (B,) incl. "total", per_joint (B, 49) data term, joints2d
         (B, 49, 2), body output).
     """
-    out = _joints(body, betas, body_pose, global_orient, full=full_mesh)
+    out = _joints(body, betas, body_pose, global_orient, evaluation)
     j2d = project_crop(out.joints, transl, focal, img_res)
     per_joint = reprojection_terms(j2d, keypoints, sigma, ignored)
     terms = {"reprojection": per_joint.sum(-1),
-             "pose_prior": stage.pose_prior ** 2 * prior.gmm(body_pose),
+             "pose_prior": stage.pose_prior ** 2 * (prior.gmm.reference(body_pose) if evaluation == "subset"
+                                                    else prior.gmm(body_pose)),
              "angle_prior": stage.angle_prior ** 2 * angle_prior(body_pose),
              "shape_prior": stage.shape_prior ** 2 * shape_prior(betas)}
     if prior.limits is not None:
@@ -402,7 +414,7 @@ def _run_camera_stage(body, kp, go, bp, betas, transl, stage, cfg, active, recor
     act = active.to(kp.dtype)
     n = stage.iters
     for k in range(n + 1):
-        out = _joints(body, betas, bp, go)
+        out = _joints(body, betas, bp, go, cfg["evaluation"])
         j2d = project_crop(out.joints, transl, cfg["focal_length"], cfg["img_res"])
         terms = camera_fitting_loss(j2d, kp, mask, transl, transl_init, cfg["depth_loss_weight"])
         terms = {name: v * act for name, v in terms.items()}
@@ -436,7 +448,8 @@ def _run_body_stage(body, kp, go, bp, betas, transl, stage, cfg, prior, active, 
     terms = per_joint = None
     for k in range(n + 1):
         terms, per_joint, j2d, _ = body_stage_losses(body, kp, go, bp, betas, transl, prior, stage,
-                                                     cfg["focal_length"], cfg["img_res"], cfg["sigma"])
+                                                     cfg["focal_length"], cfg["img_res"], cfg["sigma"],
+                                                     cfg["evaluation"])
         terms = {name: v * act for name, v in terms.items()}
         if recorder.wants(k, n) and (k > 0 or not recorder.steps):
             label = "SMPLify init" if k == 0 else f"SMPLify {stage.name} {k}/{n}"
@@ -474,7 +487,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
                 depth_loss_weight: float = 100.0, try_flipped_orientation: Optional[bool] = None,
                 camera_gt_torso_first: bool = True, record_every: Optional[int] = None,
                 record_vertices: bool = True, min_visible: int = 2,
-                progress: Optional[ProgressFn] = None) -> SMPLifyResult:
+                progress: Optional[ProgressFn] = None, evaluation: str = "joints") -> SMPLifyResult:
     """Fit the body to 2D keypoints on the crop.
 
     Args:
@@ -500,10 +513,15 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
         record_vertices: compute full meshes for recorded steps.
         min_visible: samples with fewer distinct visible keypoints are not fitted.
         progress: ``progress(fraction, message)``.
+        evaluation: how the loops evaluate the body — "joints" (the fast joints-only path,
+            default), "subset" (the reference it equals, kept for benchmarks and checks) or
+            "full" (every vertex); see :func:`_joints`.
     Returns:
         :class:`SMPLifyResult`. Samples that could not be fitted get the initialisation
         back, ``fitted=False`` and a warning (never NaN).
     """
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
     ref = body.v_template
     prepared = prepare_keypoints(keypoints, img_res=img_res, min_visible=min_visible,
                                  dtype=ref.dtype, device=ref.device)
@@ -547,7 +565,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
            "focal_length": float(focal_length), "img_res": int(img_res), "sigma": float(sigma),
            "depth_loss_weight": float(depth_loss_weight), "camera_gt_torso_first": camera_gt_torso_first,
            "init": init.kind, "prior": prior.source, "prior_is_open": prior.is_open,
-           "try_flipped_orientation": bool(try_flipped_orientation),
+           "try_flipped_orientation": bool(try_flipped_orientation), "evaluation": evaluation,
            "stages": ",".join(f"{s.name}:{s.iters}{'+transl' if s.translation else ''}" for s in stages)}
     active = prepared.fittable.clone()
     total = max(1, sum(s.iters for s in stages) + (stages[0].iters if try_flipped_orientation else 0))
@@ -575,7 +593,7 @@ def run_smplify(body, keypoints, init: Optional[FitInit] = None, prior: Optional
         betas = torch.where(keep, betas, betas0)
         transl = torch.where(keep, transl, t0)
         final_terms, per_joint, j2d, out = body_stage_losses(body, kp, go, bp, betas, transl, prior, last_body,
-                                                             focal_length, img_res, sigma, full_mesh=True)
+                                                             focal_length, img_res, sigma, evaluation="full")
         bad = ~(torch.isfinite(out.vertices).all(-1).all(-1) & torch.isfinite(j2d).all(-1).all(-1))
         if bool(bad.any()):   # cannot happen with finite inits; keep the promise of no NaN meshes
             raise FloatingPointError(f"SMPLify produced non-finite meshes for samples "

@@ -128,9 +128,7 @@ def evaluate_regressor_state(body, state, projection: str = "spin", full_mesh: b
     if full_mesh:
         out = body(betas=state.betas, body_pose=rot[:, 1:], global_orient=rot[:, :1])
     else:
-        empty = torch.zeros(0, dtype=torch.long, device=rot.device)
-        out = body(betas=state.betas, body_pose=rot[:, 1:], global_orient=rot[:, :1], vertex_ids=empty,
-                   return_vertices=False)
+        out = body.joints_only().from_rotmats(state.betas, rot)
     if projection == "spin":
         px, norm, transl = project_to_crop(out.joints, state.cam, focal, img_res)
     elif projection == "eft":
