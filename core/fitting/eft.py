@@ -33,6 +33,7 @@ from torch import nn
 
 from core.models.shipped import weights_meta
 from core.trace import Trace
+from core.utils.fastpaths import fast_adam
 
 from .losses import keypoint_loss_2d, leg_orientation_loss
 from .tto import (ProgressFn, TTOResult, build_regressor, concat_rows, evaluate_regressor_state, prepare_tto_inputs,
@@ -143,7 +144,7 @@ def run_eft(model: nn.Module, crops, keypoints, config: EFTConfig = EFTConfig(),
         work.load_state_dict(backup)                      # EFT's reloadModel(): weights ...
         set_exemplar_mode(work)
         params = [p for p in work.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=0.0)   # ... and a fresh Adam
+        opt = fast_adam(params, lr=config.lr, weight_decay=0.0)   # ... and a fresh Adam
         img = images[b:b + 1]
         t2d, tleg = t2d_all[b:b + 1], tleg_all[b:b + 1]
         kp_px = prepared.keypoints[b].detach().cpu().numpy()

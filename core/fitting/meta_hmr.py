@@ -45,6 +45,7 @@ from torch import nn
 
 from core.models.shipped import weights_meta
 from core.trace import Trace
+from core.utils.fastpaths import fast_adam
 
 from .losses import keypoint_loss_2d
 from .tto import (ProgressFn, TTOInputs, TTOResult, build_regressor, concat_rows, evaluate_regressor_state,
@@ -172,7 +173,7 @@ def run_meta_hmr(model: nn.Module, crops, keypoints, aux_model: Optional[nn.Modu
         for p in work.parameters():
             p.requires_grad_(True)
         head = [p for n, p in work.named_parameters() if n in head_names]
-        opt = torch.optim.Adam(work.parameters(), lr=config.after_innerlr, betas=(0.9, 0.999))
+        opt = fast_adam(work.parameters(), lr=config.after_innerlr, betas=(0.9, 0.999))
         records: list[tuple] = []     # (k, state, terms per sample)
         l_prev = None
         updates = 0

@@ -50,6 +50,7 @@ from core.geometry import (
 )
 from core.methods import ProgressFn
 from core.trace import Step, Trace
+from core.utils.fastpaths import fast_adam
 
 from .keypoints import prepare_keypoints, to_spin49
 from .losses import (
@@ -410,7 +411,7 @@ def _run_camera_stage(body, kp, go, bp, betas, transl, stage, cfg, active, recor
     transl_init = transl.detach().clone()
     transl = transl.clone().requires_grad_(True)
     mask = camera_torso_mask(kp[..., 2], use_gt_first=cfg["camera_gt_torso_first"])
-    opt = torch.optim.Adam([go, transl], lr=cfg["step_size"], betas=(0.9, 0.999))
+    opt = fast_adam([go, transl], lr=cfg["step_size"], betas=(0.9, 0.999))
     act = active.to(kp.dtype)
     n = stage.iters
     for k in range(n + 1):
@@ -442,7 +443,7 @@ def _run_body_stage(body, kp, go, bp, betas, transl, stage, cfg, prior, active, 
     if stage.translation:
         transl = transl.clone().requires_grad_(True)
         free.append(transl)
-    opt = torch.optim.Adam(free, lr=cfg["step_size"], betas=(0.9, 0.999))
+    opt = fast_adam(free, lr=cfg["step_size"], betas=(0.9, 0.999))
     act = active.to(kp.dtype)
     n = stage.iters
     terms = per_joint = None

@@ -362,11 +362,13 @@ class PyMAF(BodyHolder, nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor, intermediate: str = "subset",
-                with_summaries: bool = False) -> PyMAFOutput:
+                with_summaries: bool = False, with_iuv: bool = True) -> PyMAFOutput:
         """Args:
             images: (B, 3, 224, 224) ImageNet-normalised RGB crops.
             intermediate: "subset" (M0–M2 at the sampling vertices only) or "full".
             with_summaries: add FeatureSummary per level (for the Trace).
+            with_iuv: run the auxiliary IUV head (it only makes the IUV map; the meshes do
+                not depend on it). False → ``iuv`` is None.
         """
         validate_images(images, self.input_size, "PyMAF")
         if intermediate not in ("subset", "full"):
@@ -408,6 +410,6 @@ class PyMAF(BodyHolder, nn.Module):
             if with_summaries:
                 level.feature_summary = feature_summary(s_feat)
             levels.append(level)
-        iuv = self.dp_head(s_feat) if self.dp_head is not None else None
+        iuv = self.dp_head(s_feat) if self.dp_head is not None and with_iuv else None
         return PyMAFOutput(levels, iuv, global_feature)
 

@@ -17,6 +17,7 @@ from core.methods import MethodInputs, ProgressFn, register_method
 from core.trace import Trace
 
 from .checkpoints import CheckpointError, load_official_checkpoint, load_project_checkpoint
+from .inference import prepare_for_inference
 from .registry import create_model
 from .shipped import load_method_weights, weights_meta
 from .trace_adapters import cliff_trace, hmr_trace, pymaf_trace
@@ -25,16 +26,23 @@ __all__ = ["RegressorMethod", "build_hmr", "build_pymaf", "build_cliff"]
 
 
 class RegressorMethod:
-    """A regressor wrapped as a method: ``run(inputs, progress=None) -> Trace``."""
+    """A regressor wrapped as a method: ``run(inputs, progress=None) -> Trace``.
+
+    The method owns its model and prepares it for inference (:mod:`core.models.inference`:
+    BatchNorm folded, channels-last, no gradients); its Traces say so in
+    ``meta["inference"]``. To train or fine-tune, build a model with ``create_model``."""
 
     def __init__(self, model: torch.nn.Module, run_fn: Callable[[torch.nn.Module, MethodInputs], Trace]):
         self.model = model
+        self.inference_prep = prepare_for_inference(model)
         self._run_fn = run_fn
 
     def run(self, inputs: MethodInputs, progress: Optional[ProgressFn] = None) -> Trace:
         if progress is not None:
             progress(0.0, "regressing")
-        trace = self._run_fn(self.model, inputs)
+        with torch.inference_mode():
+            trace = self._run_fn(self.model, inputs)
+        trace.meta["inference"] = self.inference_prep.describe()
         if progress is not None:
             progress(1.0, "done")
         return trace
@@ -110,12 +118,13 @@ def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone
 
 
 def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device=None,
-                backbone: str | None = None) -> RegressorMethod:
+                backbone: str | None = None, with_maps: bool = True) -> RegressorMethod:
     """PyMAF. `layout` defaults to "official" on SMPL (so `PyMAF_model_checkpoint.pt` loads)
     and "project" on the open body. `backbone` "blazepose": levels on BlazePose's 16/32/64
     maps (project layout only); "resnet50" as released (the default when nothing is shipped).
     Without a checkpoint, on the open body, the shipped `pymaf_blazepose` weights are used
-    when present (:mod:`core.models.shipped`)."""
+    when present (:mod:`core.models.shipped`). `with_maps=False`: no IUV head, no
+    feature-map summaries (same meshes, faster; the Trace says what was skipped)."""
     b = _body(body, smpl_dir)
     use_shipped = checkpoint is None and backbone in (None, "blazepose") and layout in (None, "project")
     model = _shipped_model("pymaf", b, device) if use_shipped else None
@@ -130,7 +139,8 @@ def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device
 
     def run(m, inputs: MethodInputs) -> Trace:
         return pymaf_trace(m, inputs.crop, target_keypoints=inputs.keypoints, bbox_center=inputs.center,
-                           bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=meta)
+                           bbox_scale=inputs.scale, img_size=inputs.image.shape[:2], meta=meta,
+                           with_maps=with_maps)
     return RegressorMethod(model, run)
 
 

@@ -144,18 +144,24 @@ def hmr_trace(model: HMR, crop: np.ndarray, target_keypoints=None, bbox_center=N
 
 @torch.no_grad()
 def pymaf_trace(model: PyMAF, crop: np.ndarray, target_keypoints=None, bbox_center=None, bbox_scale=None,
-                img_size=None, meta: dict | None = None) -> Trace:
-    """PyMAF on one (224, 224, 3) uint8 crop → Trace ("mean", "PyMAF level 0" … "level 2")."""
+                img_size=None, meta: dict | None = None, with_maps: bool = True) -> Trace:
+    """PyMAF on one (224, 224, 3) uint8 crop → Trace ("mean", "PyMAF level 0" … "level 2").
+
+    with_maps: False skips what only makes maps — the IUV head and the feature-map summaries
+    (the meshes are the same); the Trace says so in ``meta["skipped_outputs"]``."""
     _require_body(model, "PyMAF")
     with eval_mode(model):
-        out = model(crop_input(model, crop), intermediate="full", with_summaries=True)
+        out = model(crop_input(model, crop), intermediate="full", with_summaries=with_maps, with_iuv=with_maps)
+    if not with_maps:
+        meta = {**(meta or {}), "skipped_outputs": "IUV head and feature-map summaries (no maps requested)"}
     steps = []
     for level in out.levels:
         maps = {}
         if level.sampling_points is not None:
             maps["sampling_points"] = level.sampling_points[0]
-            maps["feature_sum"] = level.feature_summary.channel_sum[0]
-            maps["feature_pca"] = level.feature_summary.pca[0]
+            if level.feature_summary is not None:
+                maps["feature_sum"] = level.feature_summary.channel_sum[0]
+                maps["feature_pca"] = level.feature_summary.pca[0]
         if level.sampled_vertex_ids is not None:
             maps["sampled_vertex_ids"] = level.sampled_vertex_ids.cpu().numpy().astype(np.int64)
         label = "mean" if level.label == "mean" else f"PyMAF {level.label}"

@@ -158,6 +158,9 @@ class MeshPoseMethod:
         else:
             self.model = create_model("meshpose", body=body, backbone=backbone)
         self.model.to(device).eval()
+        from core.models.inference import prepare_for_inference
+
+        self.inference_prep = prepare_for_inference(self.model)
 
     def run(self, inputs, progress=None) -> Trace:
         from core.geometry import crop_image
@@ -168,8 +171,11 @@ class MeshPoseMethod:
         crop = inputs.crop
         if crop.shape[:2] != (H, W):
             crop = crop_image(inputs.image, inputs.center, inputs.scale, (H, W))
-        trace = meshpose_trace(self.model, crop, target_keypoints=inputs.keypoints if crop is inputs.crop else None,
-                               bbox_center=inputs.center, bbox_scale=inputs.scale, img_size=inputs.image.shape[:2])
+        with torch.inference_mode():
+            trace = meshpose_trace(self.model, crop, target_keypoints=inputs.keypoints if crop is inputs.crop else None,
+                                   bbox_center=inputs.center, bbox_scale=inputs.scale,
+                                   img_size=inputs.image.shape[:2])
+        trace.meta["inference"] = self.inference_prep.describe()
         if progress:
             progress(1.0, "MeshPose: done")
         return trace
