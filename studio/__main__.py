@@ -79,7 +79,11 @@ def _desktop(args, config: StudioConfig) -> int:
     else:
         print("--desktop needs --trace FILE or --image FILE", file=sys.stderr)
         return 2
-    run_desktop(trace)
+    try:
+        run_desktop(trace)
+    except RuntimeError as e:   # the display went away after the first check, or Open3D could not start
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

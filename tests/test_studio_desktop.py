@@ -132,25 +132,51 @@ def test_a_missing_display_or_driver_is_one_line(monkeypatch):
     assert "no Vulkan driver" in window_unavailable_reason() and "mesa-vulkan-drivers" in window_unavailable_reason()
 
 
+def test_a_window_that_cannot_open_after_the_first_check_is_one_line(monkeypatch, tmp_path, capsys):
+    """The display can vanish between the start-up check and Open3D's (another process's
+    Xvfb, a closed session): still one line and exit 2, never a traceback."""
+    import studio.__main__ as cli
+    import studio.desktop as desk
+
+    path = tmp_path / "t.npz"
+    body_trace(n_steps=2).save(path)
+    monkeypatch.setattr(desk, "window_unavailable_reason", lambda: None)
+
+    def gone(trace, **_):
+        raise RuntimeError("cannot open the 3D window: cannot open the X display ':76'")
+    monkeypatch.setattr(desk, "run_desktop", gone)
+    assert cli.main(["--desktop", "--trace", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: cannot open the 3D window: cannot open the X display ':76'"
+
+
 def _xvfb(depth: int):
+    """A fresh Xvfb; it picks a free display number itself (``-displayfd``), so concurrent
+    test runs or other X servers never race for one."""
+    import os
     import shutil
 
     if not shutil.which("Xvfb"):
         pytest.skip("needs Xvfb (apt-get install xvfb)")
     pytest.importorskip("mss")
-    for n in range(70, 100):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"1400x1000x{depth}", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r, w = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"1400x1000x{depth}", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(w,))
+    os.close(w)
+    with os.fdopen(r) as f:
+        number = f.readline().strip()      # written once the server listens
+    if not number.isdigit():
+        proc.kill()
+        raise AssertionError(f"Xvfb did not start (exit code {proc.wait()})")
+    display = f":{number}"
     t0 = time.time()
-    while time.time() - t0 < 60:      # ready = a client can connect (the socket alone comes first)
-        if Path(f"/tmp/.X11-unix/X{n}").exists() and _x_ready(f":{n}"):
-            return proc, f":{n}"
-        assert proc.poll() is None, f"Xvfb :{n} exited with {proc.returncode}"
+    while time.time() - t0 < 60:      # ready = a client can connect
+        if _x_ready(display):
+            return proc, display
+        assert proc.poll() is None, f"Xvfb {display} exited with {proc.returncode}"
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError(f"Xvfb :{n} did not accept connections within 60 s")
+    raise AssertionError(f"Xvfb {display} did not accept connections within 60 s")
 
 
 def _x_ready(display: str) -> bool:
