@@ -101,6 +101,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .pipeline import method_choices
 
             method_choices(config)  # unknown names → ValueError now, not in the browser
+        if not (args.desktop and args.trace is not None):     # files that will be used: opened and checked now
+            from .pipeline import check_files
+
+            check_files(config)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

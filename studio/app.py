@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from core.models.official import OFFICIAL_CHECKPOINTS
 from core.quality import QualityVerdict
 from core.trace import Trace, TraceFormatError
 
@@ -176,8 +177,14 @@ def method_note(choice: Optional[MethodChoice]) -> str:
     starts = "starts from a regressor " if choice.family == "optimisation" else ""
     if choice.untrained:
         what = "Starts from an untrained regressor" if starts else "Untrained weights"
+        f = OFFICIAL_CHECKPOINTS.get(choice.name)
+        hint = ""
+        if f is not None:
+            smpl = " and <code>--smpl-dir&nbsp;SMPL_FOLDER</code>" if f.smpl else ""
+            hint = (f"<br>For trained weights, start the studio with <code>--checkpoint&nbsp;{_esc(choice.name)}=PATH"
+                    f"</code>{smpl} (PATH: {_esc(f.file).replace('-', chr(0x2011))} from {_esc(f.project)}).")   # no break in names
         return _box(f"⚠ {text}<br><b>{what}</b> (no checkpoint was given to this server): the result shows "
-                    f"what the architecture does step by step, not a trained prediction.", "warn")
+                    f"what the architecture does step by step, not a trained prediction.{hint}", "warn")
     if choice.weights:
         text += f"<br>Weights: {_esc(starts + choice.weights)}"
     return _box(text, "ok")

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from core.methods import MethodInputs, available_methods, create_method, default_weights, method_info, missing_needs
+from core.models.official import checkpoint_hint
 from core.quality import assess_trace
 from core.trace import Trace
 
@@ -218,6 +219,8 @@ def method_choices(config: StudioConfig, include_unavailable: bool = True) -> li
             else:
                 shipped = default_weights(name) if config.smpl_dir is None else None
                 weights = shipped or "untrained (no checkpoint given to this server)"
+                if not shipped and checkpoint_hint(name):
+                    weights += f"; for trained weights start the studio with {checkpoint_hint(name)}"
         untrained = learned and weights.startswith("untrained")
         iterative = "num_iters" in params
         out.append(MethodChoice(name=name, family=info.family, description=info.description,
@@ -225,6 +228,49 @@ def method_choices(config: StudioConfig, include_unavailable: bool = True) -> li
                                 weights=weights))
     out.sort(key=lambda c: (not c.runnable, c.untrained, c.name))
     return out
+
+
+def check_files(config: StudioConfig) -> None:
+    """Open every file the command line named before the studio starts: the SMPL folder
+    (loaded as a body) and each ``--checkpoint`` (its method is built, which loads and
+    checks it). A file that cannot serve gives a ValueError naming the file, what was
+    expected, what was found and what to do — at start-up, not when Run is pressed.
+    Builds are kept by a :class:`MethodRunner` only for this check (cheap to redo)."""
+    from core.models.official import OFFICIAL_CHECKPOINTS
+
+    if config.smpl_dir is not None:
+        from core.body import load_body
+
+        try:
+            load_body("smpl", data_dir=config.smpl_dir)
+        except Exception as e:  # noqa: BLE001 - every failure becomes the one start-up message
+            raise ValueError(f"--smpl-dir {config.smpl_dir}: {_first_lines(e)}\n  expected: a SPIN/PyMAF data "
+                             f"folder with SMPL_NEUTRAL.pkl (SMPL 1.0, from the SMPL or SMPLify website), directly "
+                             f"or in smpl/ or data/smpl/\n  to do: point --smpl-dir there, or leave it out to use "
+                             f"the open body") from None
+    runner = MethodRunner(config)
+    for name, path in config.checkpoints.items():
+        try:
+            runner._get(name, runner.builder_kwargs(name))
+        except Exception as e:  # noqa: BLE001
+            f = OFFICIAL_CHECKPOINTS.get(name)
+            expected = (f"{f.file} from {f.project}: {f.holds}"
+                        + (" (or a project .safetensors of this method)" if f.project_format else "")
+                        if f else "a checkpoint this method can load")
+            todo = ("pass the file named above" + (" together with --smpl-dir (its SMPL body)"
+                                                   if f is not None and f.smpl and config.smpl_dir is None
+                                                   and path.suffix != ".safetensors" else "")
+                    + f", or leave --checkpoint {name} out to use the default weights")
+            raise ValueError(f"--checkpoint {name}={path}: {_first_lines(e)}\n  expected: {expected}\n"
+                             f"  to do: {todo}") from None
+
+
+def _first_lines(e: BaseException, n: int = 4) -> str:
+    """An exception's message: its first ``n`` lines (a key dump is cut) and any "hint:"
+    lines (what the file looks like), or its type when it has no message."""
+    lines = (str(e) or type(e).__name__).splitlines()
+    hints = [ln.strip() for ln in lines[n:] if ln.strip().startswith("hint:")]
+    return "\n  ".join(lines[:n] + (["…"] if len(lines) > n + len(hints) else []) + hints)
 
 
 class MethodRunner:

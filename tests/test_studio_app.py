@@ -103,7 +103,11 @@ def test_method_choices_label_untrained_and_iterative():
             shipped = default_weights(name)
             assert choices[name].untrained == (shipped is None)
             assert ("untrained" in choices[name].label) == (shipped is None)
-            assert choices[name].weights == (shipped or "untrained (no checkpoint given to this server)")
+            if shipped:
+                assert choices[name].weights == shipped
+            else:   # says which file and flag would give trained weights
+                assert choices[name].weights.startswith("untrained (no checkpoint given to this server); for "
+                                                        f"trained weights start the studio with --checkpoint {name}=")
             if shipped:
                 assert "trained on synthetic data" in choices[name].label
     with pytest.raises(ValueError, match="unknown method"):

@@ -220,7 +220,8 @@ def load_pose_prior(body_name: str = "open", smpl_dir=None, gmm_path=None,
     if gmm_path is not None:
         path = Path(gmm_path)
     elif body_name == "smpl" and smpl_dir is not None:
-        for cand in (Path(smpl_dir) / "gmm_08.pkl", Path(smpl_dir) / "smpl" / "gmm_08.pkl"):
+        for cand in (Path(smpl_dir) / "gmm_08.pkl", Path(smpl_dir) / "smpl" / "gmm_08.pkl",
+                     Path(smpl_dir) / "data" / "gmm_08.pkl"):       # flat, SPIN's data/, a repository root
             if cand.is_file():
                 path = cand
                 break

@@ -56,12 +56,14 @@ def _body(body, smpl_dir):
     return load_body(body) if isinstance(body, str) else body
 
 
-def _model(name: str, body, checkpoint, device, **cfg) -> torch.nn.Module:
+def _model(name: str, body, checkpoint, device, family: tuple = (), **cfg) -> torch.nn.Module:
+    """`name` built on `body`, or a project checkpoint of `name` or of any architecture in
+    `family` (an HMR checkpoint with another backbone is still an HMR)."""
     if checkpoint is not None and Path(checkpoint).suffix == ".safetensors":
         model = load_project_checkpoint(checkpoint, body=body)
-        if model.model_config["name"] != name:
+        if model.model_config["name"] not in (name, *family):
             raise CheckpointError(f"{checkpoint} holds a '{model.model_config['name']}' model, "
-                                  f"this method needs '{name}'")
+                                  f"this method needs one of {sorted({name, *family})}")
     else:
         model = create_model(name, body=body, **cfg)
         if checkpoint is not None:
@@ -108,7 +110,8 @@ def build_hmr(body="open", smpl_dir=None, checkpoint=None, device=None, backbone
     use_shipped = checkpoint is None and backbone in (None, "blazepose")
     model = _shipped_model("hmr", b, device) if use_shipped else None
     if model is None:
-        model = _model(_model_name("HMR", HMR_BACKBONES, backbone or "resnet50"), b, checkpoint, device)
+        model = _model(_model_name("HMR", HMR_BACKBONES, backbone or "resnet50"), b, checkpoint, device,
+                       family=tuple(HMR_BACKBONES.values()))
     meta = _meta(checkpoint, model)
 
     def run(m, inputs: MethodInputs) -> Trace:
@@ -134,7 +137,7 @@ def build_pymaf(body="open", smpl_dir=None, checkpoint=None, layout=None, device
         if backbone == "blazepose":
             layout = layout or "project"
         layout = layout or ("official" if getattr(b, "name", None) == "smpl" else "project")
-        model = _model(name, b, checkpoint, device, layout=layout)
+        model = _model(name, b, checkpoint, device, family=tuple(PYMAF_BACKBONES.values()), layout=layout)
     meta = _meta(checkpoint, model)
 
     def run(m, inputs: MethodInputs) -> Trace:
@@ -163,7 +166,8 @@ def build_cliff(body="open", smpl_dir=None, checkpoint=None, backbone: str = "hr
                 device=None) -> RegressorMethod:
     """CLIFF (`backbone` "hrnet_w48", "resnet50" or "blazepose" — square 256 crops).
     `checkpoint`: CLIFF's `hr48-*.pt` / `res50-*.pt` (SMPL body) or a project `.safetensors`."""
-    model = _model(_model_name("CLIFF", CLIFF_BACKBONES, backbone), _body(body, smpl_dir), checkpoint, device)
+    model = _model(_model_name("CLIFF", CLIFF_BACKBONES, backbone), _body(body, smpl_dir), checkpoint, device,
+                   family=tuple(CLIFF_BACKBONES.values()))
 
     def run(m, inputs: MethodInputs) -> Trace:
         from core.geometry import crop_image, points_to_crop

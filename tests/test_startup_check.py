@@ -1,0 +1,63 @@
+"""Start-up validation of the files named on the command line (issue 13, item 4)."""
+import pytest
+import torch
+
+from core.body import load_body
+from core.models import create_model, save_checkpoint
+from studio.config import StudioConfig
+from studio.pipeline import check_files, method_choices
+
+
+def _main(argv, capsys):
+    import studio.__main__ as cli
+
+    rc = cli.main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_a_corrupt_checkpoint_stops_the_studio_with_one_message(tmp_path, capsys):
+    bad = tmp_path / "PyMAF_model_checkpoint.pt"
+    bad.write_bytes(b"\x80\x02not a checkpoint" * 40)
+    rc, err = _main(["--checkpoint", f"pymaf={bad}"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert err.startswith(f"error: --checkpoint pymaf={bad}:")
+    assert "expected: PyMAF_model_checkpoint.pt from PyMAF" in err and "to do:" in err and "--smpl-dir" in err
+
+
+def test_a_checkpoint_of_another_network_says_what_it_is(tmp_path, capsys):
+    path = tmp_path / "model_checkpoint.pt"
+    torch.save({"model": create_model("hmr", body=load_body("open")).state_dict()}, path)
+    rc, err = _main(["--checkpoint", f"pymaf={path}"], capsys)
+    assert rc == 2
+    assert "looks like a SPIN/HMR regressor checkpoint" in err
+    assert len(err.splitlines()) < 15, "a key dump reached the user"
+
+
+def test_a_smpl_folder_without_the_model_file_is_refused(tmp_path, capsys):
+    rc, err = _main(["--smpl-dir", str(tmp_path)], capsys)
+    assert rc == 2 and "SMPL_NEUTRAL.pkl" in err and "to do:" in err
+
+
+def test_good_files_pass_the_check(tmp_path):
+    from tests.helpers.fake_smpl import write_fake_smpl_dir
+
+    model = create_model("hmr_resnet18", body=load_body("open"))
+    path = tmp_path / "hmr.safetensors"
+    save_checkpoint(model, path)
+    check_files(StudioConfig(checkpoints={"hmr": path}))
+    check_files(StudioConfig(smpl_dir=write_fake_smpl_dir(tmp_path / "smpl")))
+
+
+def test_untrained_methods_say_which_file_and_flag_they_need():
+    choices = {c.name: c for c in method_choices(StudioConfig())}
+    cliff = choices["cliff"]
+    assert cliff.untrained
+    assert "--checkpoint cliff=PATH" in cliff.weights and "CLIFF" in cliff.weights and "--smpl-dir" in cliff.weights
+
+
+def test_the_method_note_of_an_untrained_method_names_the_flag():
+    from studio.app import method_note
+
+    choice = {c.name: c for c in method_choices(StudioConfig())}["cliff"]
+    note = method_note(choice)
+    assert "Untrained weights" in note and "--checkpoint&nbsp;cliff=PATH" in note and "hr48\u2011*.pt or res50\u2011*.pt" in note
