@@ -21,13 +21,15 @@ from typing import Any, Optional
 
 import numpy as np
 
+from core.fitting.smplify import describe_schedule
 from core.models.official import OFFICIAL_CHECKPOINTS
 from core.quality import QualityVerdict
 from core.trace import Trace, TraceFormatError
 
 from .config import StudioConfig
 from .images import ImageInputError, LoadedImage, example_images, load_image
-from .pipeline import MethodChoice, MethodRunner, detect, draw_people, method_choices, person_inputs, person_label
+from .pipeline import (MethodChoice, MethodRunner, builder_parameters, detect, draw_people, method_choices,
+                       person_inputs, person_label)
 from .plots import loss_figure
 from .fairqueue import Cancelled, FairQueue, QueueFull
 from .session import StudioSession, write_jpeg
@@ -336,12 +338,31 @@ class StudioApp:
                 session.crop.image, _box(f"Selected person {session.person + 1}.", "ok"))
 
     # -------------------------------------------------------------- 2 · run
-    def on_method(self, name):
-        """Method picked → (note markdown, iterations slider update)."""
+    def on_method(self, name, schedule=None, iterations=None):
+        """Method picked → (note markdown, iterations slider, SMPLify options row, schedule
+        note): the options show for the methods whose builders take them."""
         import gradio as gr
 
         choice = self.choice(name)
-        return method_note(choice), gr.update(visible=bool(choice and choice.iterative))
+        params = builder_parameters(name) if choice else {}
+        fit = bool(choice and choice.runnable and "camera_torso" in params)
+        return (method_note(choice), gr.update(visible=bool(choice and choice.iterative)),
+                gr.update(visible=fit), gr.update(visible=fit, value=self.schedule_note(name, schedule, iterations)))
+
+    def schedule_note(self, name, schedule=None, iterations=None) -> str:
+        """What the iterations control sets for this method and schedule (SMPLify, SPIN)."""
+        params = builder_parameters(name) if name else {}
+        if "camera_torso" not in params:
+            return ""
+        sched = "spin" if "schedule" not in params else (schedule or "smplify")
+        n = int(iterations) if iterations else None
+        return f"<small>{_esc(describe_schedule(sched, n))}</small>"
+
+    def on_fit_options(self, name, schedule, camera_torso, iterations, session):
+        """SMPLify controls changed → (session with the options, schedule note)."""
+        session = _session(session)
+        session.fit_options = {"schedule": schedule, "camera_torso": camera_torso}
+        return session, self.schedule_note(name, schedule, iterations)
 
     def run(self, name: str, session: StudioSession, iterations: Optional[int] = None, progress=None,
             preview: bool = False) -> Trace:
@@ -353,12 +374,13 @@ class StudioApp:
             raise ValueError(f"{name} cannot run here: {choice.reason}")
         if session.inputs is None:
             raise ValueError("Upload a photo with a person first (or open a saved trace to inspect it).")
-        overrides: dict = {}
+        params = builder_parameters(name)               # the SMPLify options go only where a builder names them
+        overrides: dict = {k: v for k, v in session.fit_options.items() if k in params}
         if choice.iterative and iterations:
             n = check_iterations(iterations)
             # a preview shows only its result: recording no intermediate steps keeps it quick;
             # a full run records about 10 steps per stage length
-            overrides = {"num_iters": n, "record_every": None if preview else max(1, round(n / 10))}
+            overrides.update(num_iters=n, record_every=None if preview else max(1, round(n / 10)))
         return self.runner.run(name, session.inputs, progress=progress, **overrides)
 
     def on_run(self, name, iterations, with_photo, session, progress=None):
@@ -755,6 +777,21 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
                     iterations = gr.Slider(5, MAX_ITERATIONS, value=config.default_iterations, step=5,
                                            label="Iterations (num_iters)", info="fewer is faster",
                                            visible=bool(default_choice and default_choice.iterative), scale=2)
+                fit_visible = bool(default_choice and default_choice.runnable
+                                   and "camera_torso" in builder_parameters(default_choice.name))
+                with gr.Row(visible=fit_visible) as fit_row:
+                    fit_schedule = gr.Radio(
+                        [("SMPLify: camera + 4 body stages", "smplify"), ("SPIN: camera + 1 body stage", "spin")],
+                        value="smplify", label="SMPLify schedule", elem_id="fit-schedule",
+                        info="SMPLify's own schedule (the default from the mean pose) or SPIN's (method spin "
+                             "always uses it)")
+                    fit_torso = gr.Radio(
+                        [("GT torso (SPIN's trainer)", "trainer"), ("OpenPose torso (direct call)", "direct")],
+                        value="trainer", label="Camera stage joints", elem_id="fit-torso",
+                        info="SPIN's trainer zeroes the OpenPose hips, so its camera stage fits the GT torso "
+                             "(default); a direct call of its SMPLify uses the OpenPose torso when all 4 are seen")
+                schedule_note = gr.Markdown(studio.schedule_note(default, "smplify", config.default_iterations),
+                                            visible=fit_visible, elem_id="schedule-note")
                 note = gr.Markdown(method_note(default_choice))
                 with gr.Row():
                     run_btn = gr.Button("▶ Run", variant="primary", elem_id="run-button", scale=2)
@@ -834,7 +871,11 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         webcam.change(studio.on_image, [webcam, openpose, state], detect_out, **undocumented)
         openpose.change(studio.on_openpose, [openpose, state], detect_out, **undocumented)
         person.input(studio.on_person, [person, state], [state, people_img, crop_img, status], **undocumented)
-        method.change(studio.on_method, [method], [note, iterations], **undocumented)
+        method.change(studio.on_method, [method, fit_schedule, iterations], [note, iterations, fit_row, schedule_note],
+                      **undocumented)
+        for ctl in (fit_schedule, fit_torso, iterations):
+            ctl.change(studio.on_fit_options, [method, fit_schedule, fit_torso, iterations, state],
+                       [state, schedule_note], **undocumented)
         run_evt = run_btn.click(studio.on_run, [method, iterations, with_photo, state],
                                 [state, run_status] + show_out, **undocumented)
         run_evt.success(studio.after_run, [state], after_out, **undocumented)

@@ -316,6 +316,8 @@ class StudioSession:
         traces: key → Trace (key = method name, or "upload: <file>").
         views: key → TraceViews.
         current: key of the trace shown.
+        fit_options: the SMPLify controls' choices (``schedule``, ``camera_torso``), passed to
+            the methods whose builders take them.
     """
 
     def __init__(self, root: Optional[Path] = None):
@@ -330,6 +332,7 @@ class StudioSession:
         self.traces: dict[str, Trace] = {}
         self.views: dict[str, TraceViews] = {}
         self.current: Optional[str] = None
+        self.fit_options: dict = {}
         self._counter = 0
 
     def reset_results(self) -> None:

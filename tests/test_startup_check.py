@@ -61,3 +61,36 @@ def test_the_method_note_of_an_untrained_method_names_the_flag():
     choice = {c.name: c for c in method_choices(StudioConfig())}["cliff"]
     note = method_note(choice)
     assert "Untrained weights" in note and "--checkpoint&nbsp;cliff=PATH" in note and "hr48\u2011*.pt or res50\u2011*.pt" in note
+
+
+def test_smplify_schedule_is_described_stage_by_stage():
+    from core.fitting.smplify import describe_schedule
+
+    assert describe_schedule("spin", 50).endswith("camera 50 · body 50 — 100 iterations in all")
+    text = describe_schedule("smplify", 120)
+    assert "camera 20 · body-1 20 · body-2 20 · body-3 20 · body-4 120 — 200 iterations in all" in text
+
+
+def test_the_smplify_controls_reach_the_method_and_its_trace(tmp_path):
+    """The UI's schedule and camera-torso choices are passed to SMPLify, and only to the
+    methods that take them (EFT's builder takes **config and would refuse them)."""
+    pytest.importorskip("gradio")
+    from PIL import Image
+    from skimage import data
+
+    from studio.app import StudioApp
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(photo)
+    app = StudioApp(StudioConfig(methods=["smplify", "eft"], default_iterations=10, preview_iterations=0))
+    session = app.on_image(str(photo), None, None)[0]
+    try:
+        session, note = app.on_fit_options("smplify", "spin", "direct", 10, session)
+        assert "SPIN: camera stage" in note and "camera 10 · body 10" in note
+        trace = app.run("smplify", session, 10)
+        assert trace.meta["schedule"] == "spin" and trace.meta["camera_gt_torso_first"] is False
+        assert trace.meta["stages"] == "camera:10,body:10"
+        eft = app.run("eft", session)
+        assert eft.steps
+    finally:
+        session.close()

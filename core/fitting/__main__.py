@@ -42,7 +42,7 @@ def _panel(image: np.ndarray, height: int) -> np.ndarray:
 
 def fit_photo(image: np.ndarray, out_dir: Path, stem: str, openpose=None, body_name: str = "open",
               smpl_dir=None, schedule: str = "smplify", iters=None, person_index: int = 0,
-              record_every: int = 5, verbose: bool = True) -> dict:
+              record_every: int = 5, verbose: bool = True, camera_torso: str = "trainer") -> dict:
     """Run detection + SMPLify on one RGB image and write the PNG and the Trace.
 
     Returns a dict with the paths written, the SMPLify result and the crop.
@@ -55,7 +55,7 @@ def fit_photo(image: np.ndarray, out_dir: Path, stem: str, openpose=None, body_n
     from core.render import draw_keypoints, render_overlay, rescale_intrinsics, spin_intrinsics
 
     from .priors import load_pose_prior
-    from .smplify import run_smplify
+    from .smplify import CAMERA_TORSO, run_smplify
 
     t0 = time.time()
     people = people_from_openpose(openpose, image.shape) if openpose else detect_people(image)
@@ -71,7 +71,7 @@ def fit_photo(image: np.ndarray, out_dir: Path, stem: str, openpose=None, body_n
     prior = load_pose_prior(body.name, smpl_dir=smpl_dir)
     t1 = time.time()
     res = run_smplify(body, crop.keypoints, prior=prior, schedule=schedule, num_iters=iters,
-                      record_every=record_every)
+                      record_every=record_every, camera_gt_torso_first=CAMERA_TORSO[camera_torso])
     t_fit = time.time() - t1
     trace = res.to_trace(0, crop=crop.image, faces=body.faces, body_name=body.name,
                          camera_extra={"bbox_center": crop.center.astype(np.float32),
@@ -123,6 +123,10 @@ def main(argv=None) -> int:
     ap.add_argument("--schedule", choices=("smplify", "spin"), default="smplify",
                     help="smplify: original multi-stage schedule from the mean pose (default); "
                          "spin: SPIN's camera + body stages")
+    ap.add_argument("--camera-torso", choices=("trainer", "direct"), default="trainer",
+                    help="camera-stage joints: trainer = the GT torso, as SPIN's trainer runs SMPLify (it zeroes "
+                         "the OpenPose hips; default); direct = the OpenPose torso when all 4 are visible, as a "
+                         "direct call of SPIN's SMPLify does")
     ap.add_argument("--iters", type=int, default=None,
                     help="iterations (spin: per stage, default 100; smplify: last stage, default 200)")
     ap.add_argument("--person", type=int, default=0, help="which person (0 = largest)")
@@ -141,7 +145,7 @@ def main(argv=None) -> int:
     try:
         fit_photo(image, args.out, args.photo.stem, openpose=args.openpose, body_name=args.body,
                   smpl_dir=args.smpl_dir, schedule=args.schedule, iters=args.iters, person_index=args.person,
-                  record_every=args.record_every)
+                  record_every=args.record_every, camera_torso=args.camera_torso)
     except (ValueError, FileNotFoundError, ImportError) as e:   # bad JSON/keypoints, missing files or extras
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -136,6 +136,23 @@ def smplify_schedule(final_iters: int = 200, stage_iters: Optional[int] = None,
     return stages
 
 
+def describe_schedule(schedule: str, num_iters: Optional[int] = None) -> str:
+    """What ``run_smplify(schedule=…, num_iters=…)`` runs, in words: each stage's length
+    (``num_iters`` sets SPIN's two stages each, or the original schedule's last body stage,
+    the others getting a sixth of it)."""
+    if schedule == "spin":
+        stages = spin_schedule(100 if num_iters is None else num_iters)
+        head = "SPIN: camera stage, then one body stage (iterations set both)"
+    elif schedule == "smplify":
+        stages = smplify_schedule(200 if num_iters is None else num_iters)
+        head = ("SMPLify: camera stage, then 4 body stages with decreasing priors "
+                "(iterations set the last; the others run a sixth of it)")
+    else:
+        raise ValueError(f"schedule must be 'spin' or 'smplify', got {schedule!r}")
+    parts = " · ".join(f"{st.name} {st.iters}" for st in stages)
+    return f"{head}: {parts} — {sum(st.iters for st in stages)} iterations in all"
+
+
 # ----------------------------------------------------------------------------- init
 @dataclass
 class FitInit:
@@ -198,6 +215,8 @@ class FitInit:
 
 
 EVALUATIONS = ("joints", "subset", "full")
+# SMPLify's camera-stage joints: SPIN's trainer (GT torso, OpenPose hips zeroed) or a direct call (OpenPose torso first)
+CAMERA_TORSO = {"trainer": True, "direct": False}
 
 
 def _joints(body, betas, body_pose, global_orient, evaluation: str = "joints"):
@@ -651,15 +670,22 @@ class SMPLifyMethod:
         init: "mean" or "regressor" (run ``regressor`` on the crop first, SPIN-style).
         regressor: a ``core.models`` HMR-like model, or a project checkpoint path.
         record_every: record every k-th iteration in the Trace.
+        camera_torso: the camera stage's joints — "trainer" (default: the 4 GT torso joints,
+            as SPIN's trainer runs it, having zeroed the OpenPose hips) or "direct" (the 4
+            OpenPose torso joints when all are visible, as a direct call of SPIN's SMPLify
+            does); see :func:`core.fitting.losses.camera_torso_mask`.
     """
 
     def __init__(self, body="open", smpl_dir=None, schedule: Optional[str] = None, num_iters: Optional[int] = None,
                  init: str = "mean", regressor=None, record_every: int = 5, step_size: float = 1e-2,
-                 gmm_path=None):
+                 gmm_path=None, camera_torso: str = "trainer"):
         from core.body import resolve_body
 
         if init not in ("mean", "regressor"):
             raise ValueError(f"init must be 'mean' or 'regressor', got {init!r}")
+        if camera_torso not in CAMERA_TORSO:
+            raise ValueError(f"camera_torso must be one of {sorted(CAMERA_TORSO)}, got {camera_torso!r}")
+        self.camera_torso = camera_torso
         self.body = resolve_body(body, smpl_dir)
         self.prior = load_pose_prior(self.body.name, smpl_dir=smpl_dir, gmm_path=gmm_path)
         if schedule is None:
@@ -703,7 +729,7 @@ class SMPLifyMethod:
                 meta["init_warning"] = "initialised from an untrained regressor"
         res = run_smplify(self.body, kp, init=init, prior=self.prior, schedule=self.schedule,
                           num_iters=self.num_iters, step_size=self.step_size, record_every=self.record_every,
-                          progress=progress)
+                          progress=progress, camera_gt_torso_first=CAMERA_TORSO[self.camera_torso])
         camera_extra = {"bbox_center": np.asarray(inputs.center, np.float32), "bbox_scale": np.float32(inputs.scale),
                         "img_size": np.asarray(inputs.image.shape[:2], np.float32)}
         return res.to_trace(0, crop=inputs.crop, faces=self.body.faces, body_name=self.body.name,
@@ -717,13 +743,14 @@ class SPINMethod(SMPLifyMethod):
     with SPIN's two-stage schedule."""
 
     def __init__(self, body="open", smpl_dir=None, checkpoint=None, num_iters: Optional[int] = None, regressor=None,
-                 record_every: int = 5, step_size: float = 1e-2, gmm_path=None):
+                 record_every: int = 5, step_size: float = 1e-2, gmm_path=None, camera_torso: str = "trainer"):
         from .tto import build_regressor
 
         if regressor is None:  # the checkpoint, else the shipped weights, else an untrained HMR (labelled)
             regressor = build_regressor(None, checkpoint, body, smpl_dir, "hmr", method="spin")
         super().__init__(body=regressor.body, smpl_dir=smpl_dir, schedule="spin", num_iters=num_iters, init="regressor",
-                         regressor=regressor, record_every=record_every, step_size=step_size, gmm_path=gmm_path)
+                         regressor=regressor, record_every=record_every, step_size=step_size, gmm_path=gmm_path,
+                         camera_torso=camera_torso)
 
 
 def _register() -> None:
