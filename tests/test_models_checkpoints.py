@@ -241,3 +241,44 @@ def test_project_checkpoint_errors(tmp_path, smpl_body):
         load_project_checkpoint(path, body=smpl_body)
     with pytest.raises(ValueError, match="create_model"):
         save_checkpoint(HMR(backbone="resnet18"), tmp_path / "bare.safetensors")
+
+
+def test_meta_hmr_cliff_resnet_networks_load_with_the_trunk_at_the_root(tmp_path):
+    """Meta-HMR's CliffMetaNet_resnet / CliffAuxNet_resnet keep the ResNet trunk at the root
+    of the keys (fact sheet); they load strictly into the project's CLIFF-Res50 with 10 / 3
+    IEF iterations and compute what the source network computes."""
+    from core.models.checkpoints import meta_hmr_kind
+
+    main_src, aux_src = CLIFF(backbone="resnet50", n_iter=10), CLIFF(backbone="resnet50", n_iter=3)
+    main_sd, aux_sd = randomised(main_src, 3), randomised(aux_src, 4)
+    main_src.load_state_dict(main_sd)
+    root = lambda sd: {k[len("encoder."):] if k.startswith("encoder.") else k: v for k, v in sd.items()}  # noqa: E731
+    assert "conv1.weight" in root(main_sd) and tuple(root(main_sd)["fc1.weight"].shape)[1] == 2208
+    assert meta_hmr_kind(root(main_sd)) == "cliff_resnet"
+    torch.save({"model": root(main_sd), "model_aux": root(aux_sd)}, tmp_path / "meta_cliff.pt")
+    main, aux = CLIFF(backbone="resnet50", n_iter=10), CLIFF(backbone="resnet50", n_iter=3)
+    load_meta_hmr_checkpoint(main, tmp_path / "meta_cliff.pt", "model")
+    load_meta_hmr_checkpoint(aux, tmp_path / "meta_cliff.pt", "model_aux")
+    for k, v in aux_sd.items():
+        assert torch.equal(aux.state_dict()[k], v), k
+    x = torch.randn(1, 3, 256, 192)
+    info = torch.tensor([[0.1, -0.2, 0.3]])
+    main_src.eval(), main.eval()
+    with torch.no_grad():
+        a, b = main_src(x, info), main(x, info)
+    assert len(b.iterations) == 10
+    torch.testing.assert_close(a.final.rotmat, b.final.rotmat)
+    with pytest.raises(CheckpointError, match="create_model\\('cliff_res50'"):
+        load_meta_hmr_checkpoint(HMR(backbone="resnet50"), tmp_path / "meta_cliff.pt", "model")
+
+
+def test_meta_hmr_hrnet_main_network_is_refused_by_name(tmp_path):
+    sd = {"backbone.conv1.weight": torch.zeros(64, 3, 3, 3), "fc1.weight": torch.zeros(1024, 880),
+          "fc1.bias": torch.zeros(1024)}
+    torch.save({"model": sd}, tmp_path / "meta_hrnet.pt")
+    with pytest.raises(CheckpointError, match="pose-HRNet-W48.*not supported"):
+        load_meta_hmr_checkpoint(CLIFF(backbone="resnet50", n_iter=10), tmp_path / "meta_hrnet.pt")
+    from core.fitting.meta_hmr import MetaHMRMethod
+
+    with pytest.raises(ValueError, match="HMR variants only"):
+        MetaHMRMethod(checkpoint=str(tmp_path / "meta_hrnet.pt"))

@@ -293,6 +293,16 @@ class MetaHMRMethod:
 
     def __init__(self, model=None, aux_model=None, checkpoint=None, body="open", smpl_dir=None,
                  arch: str = "hmr", main_n_iter: int = 10, aux_n_iter: int = 3, **config):
+        if model is None and checkpoint is not None:
+            from core.models.checkpoints import extract_state_dict, meta_hmr_kind, read_checkpoint_file
+
+            kind = meta_hmr_kind(extract_state_dict(read_checkpoint_file(checkpoint), "model", str(checkpoint))[0])
+            if kind != "hmr":
+                raise ValueError(
+                    f"{checkpoint} holds Meta-HMR's {kind.replace('_', '-').upper()} network; the test-time "
+                    f"optimisation here runs the HMR variants only (CLIFF's full-frame inputs are not wired into "
+                    f"it). The CLIFF-ResNet networks load with core.models.load_meta_hmr_checkpoint into "
+                    f"create_model('cliff_res50', n_iter=10 / 3).")
         if model is None:
             # without a Meta-HMR checkpoint, on the open body: the shipped HMR (plainly trained,
             # not meta-trained) is both the main network and the auxiliary one

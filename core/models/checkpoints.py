@@ -357,12 +357,61 @@ def load_cliff_checkpoint(model: nn.Module, path) -> LoadReport:
     return load_official_checkpoint(model, path, "model")
 
 
+_RESNET_TRUNK = re.compile(r"(conv1|bn1|layer[1-4])\.")
+
+
+def meta_hmr_kind(sd: Mapping) -> str:
+    """Which of Meta-HMR's network kinds a state dict is: "hmr" (SPIN's layout, fc1 2205),
+    "cliff_resnet" (the ResNet trunk at the root, fc1 2208), "cliff_hrnet" (a pose-HRNet-W48
+    under ``backbone.``, fc1 880) or "unknown"."""
+    sd, _ = _strip_prefix(dict(sd))
+    fc1 = _shape(sd, "fc1.weight")
+    if any(k.startswith("backbone.") for k in sd):
+        return "cliff_hrnet"
+    if "conv1.weight" in sd and fc1 is not None:
+        return {2205: "hmr", 2208: "cliff_resnet"}.get(fc1[1], "unknown")
+    return "unknown"
+
+
+def meta_hmr_to_cliff(sd: Mapping) -> dict:
+    """Meta-HMR's CLIFF-ResNet keys (trunk at the root) → the project's CLIFF-Res50 keys
+    (trunk under ``encoder.``, as CLIFF's own release)."""
+    sd, _ = _strip_prefix(dict(sd))
+    return {("encoder." + k if _RESNET_TRUNK.match(k) else k): v for k, v in sd.items()}
+
+
 def load_meta_hmr_checkpoint(model: nn.Module, path, which: str = "model") -> LoadReport:
-    """Meta-HMR checkpoint: `which="model"` (main network) or `"model_aux"` (auxiliary
-    network, CLIFF's official layout for the CLIFF variants)."""
+    """Meta-HMR checkpoint: `which="model"` (main network) or `"model_aux"` (auxiliary).
+
+    The HMR variants (``hmr_meta``, ``hmr_aux``) load into ``create_model("hmr",
+    n_iter=10 / 3)``; the CLIFF-ResNet variants (``CliffMetaNet_resnet``,
+    ``CliffAuxNet_resnet``: the ResNet trunk at the root of the keys) into
+    ``create_model("cliff_res50", n_iter=10 / 3)``. The CLIFF-HRNet main network (a
+    pose-HRNet-W48 under ``backbone.``, fc1 880 wide) has no project counterpart and is
+    refused with a message saying so."""
     if which not in ("model", "model_aux"):
         raise ValueError(f"which must be 'model' or 'model_aux', got {which!r}")
-    return load_official_checkpoint(model, path, which)
+    obj = read_checkpoint_file(path)
+    sd, used = extract_state_dict(obj, which, str(path))
+    kind = meta_hmr_kind(sd)
+    if kind == "cliff_hrnet":
+        raise CheckpointError(
+            f"{path} ['{which}'] is Meta-HMR's CLIFF-HRNet network (a pose-HRNet-W48 under 'backbone.' with a "
+            f"720-channel pooled output, fc1 880 wide): not supported — it is not CLIFF-HR48's layout. Use Meta-HMR's "
+            f"HMR or CLIFF-ResNet checkpoints.")
+    is_cliff = type(model).__name__ == "CLIFF"
+    if kind == "cliff_resnet":
+        if not is_cliff:
+            raise CheckpointError(f"{path} ['{which}'] is Meta-HMR's CLIFF-ResNet network; load it into "
+                                  f"create_model('cliff_res50', body, n_iter=10 for the main / 3 for the auxiliary)")
+        sd = meta_hmr_to_cliff(sd)
+    elif kind == "hmr" and is_cliff:
+        raise CheckpointError(f"{path} ['{which}'] is Meta-HMR's HMR network (SPIN's layout); load it into "
+                              f"create_model('hmr', body, n_iter=10 for the main / 3 for the auxiliary)")
+    report = load_state_dict_strict(model, sd, source=f"{path} ['{which}']")
+    report.entry, report.metadata = used, _metadata(obj)
+    model.weights_trained = True
+    return report
 
 
 def _check_body_consistency(model: nn.Module) -> None:
