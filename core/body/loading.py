@@ -147,11 +147,26 @@ def load_npz_with_object_arrays(path: Path, members=None) -> dict:
     return out
 
 
+MODEL_FILE_NAMES = ["SMPL_NEUTRAL.pkl", "SMPL_NEUTRAL.npz", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"]
+
+
+def data_folder(folder) -> Path:
+    """The SPIN/PyMAF data folder meant by ``folder``: itself, or its ``data/`` when it is a
+    repository root (no SMPL model file in it or its ``smpl/``, but one under ``data/``)."""
+    folder = Path(folder)
+    if _find(folder, MODEL_FILE_NAMES) is None and (folder / "data").is_dir() \
+            and _find(folder / "data", MODEL_FILE_NAMES) is not None:
+        return folder / "data"
+    return folder
+
+
 def load_smpl_dir(folder: Path, gender: str = "neutral") -> BodyModel:
-    """Build a :class:`BodyModel` from a SPIN/PyMAF-style SMPL data folder."""
+    """Build a :class:`BodyModel` from a SPIN/PyMAF-style SMPL data folder (or a repository
+    root holding one in ``data/``, see :func:`data_folder`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BodyFileError(f"SMPL data folder not found: {folder}. " + SMPL_FILES_HELP)
+    folder = data_folder(folder)
     g = gender.upper()
     names = [f"SMPL_{g}.pkl", f"SMPL_{g}.npz"]
     if g == "NEUTRAL":
