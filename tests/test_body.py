@@ -156,7 +156,15 @@ def test_body_bends_rigidly(body):
 def test_export_roundtrip_through_smpl_loader(body, tmp_path):
     from core.body.export import export_body
 
-    export_body(body, tmp_path)
+    written = export_body(body, tmp_path, gendered_copies=True)
+    for rel in ("smpl/SMPL_NEUTRAL.pkl", "smpl/SMPL_MALE.pkl", "smpl/SMPL_FEMALE.pkl", "gmm_08.pkl",
+                "J_regressor_extra.npy", "J_regressor_h36m.npy", "smpl_mean_params.npz", "mesh_downsampling.npz",
+                "UV_data/UV_Processed.mat"):       # SPIN's and PyMAF's data/ layout
+        assert tmp_path / rel in written and (tmp_path / rel).is_file(), rel
+    from core.fitting.priors import load_open_prior, load_pose_prior
+
+    gmm = load_pose_prior("smpl", smpl_dir=tmp_path, joint_limits=False).gmm   # SMPLify's format, read back
+    torch.testing.assert_close(gmm.means, load_open_prior().gmm.means)
     smpl = load_body("smpl", data_dir=tmp_path)
     p = random_params(2, seed=3)
     a, b = body(**p), smpl(**p)

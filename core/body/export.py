@@ -1,12 +1,15 @@
 """Export a body as a SPIN/PyMAF-style ``data/`` folder.
 
-    python -m core.body.export --out data_open/            # the open body
-    python -m core.body.export --out data_open/ --pkl-only
+    python -m core.body.export --out data/            # the open body, SPIN's and PyMAF's layout
+    python -m core.body.export --out data/ --pkl-only
 
-Writes files with SMPL's and SPIN's names, array names and shapes, so tools that read only
-SMPL pickles (the official SPIN/PyMAF code, for instance) run on the open body:
+Writes the files the official SPIN and PyMAF code open for inference and SMPLify, with their
+paths (``../shared/reference/official_files.md``), names, array names and shapes, so that
+code runs on the open body with ``data/`` replaced by this folder:
 
-    SMPL_NEUTRAL.pkl        plain numpy/scipy arrays (protocol 2, no chumpy)
+    smpl/SMPL_NEUTRAL.pkl   plain numpy/scipy arrays (protocol 2, no chumpy): SMPL_MODEL_DIR
+    gmm_08.pkl              SMPLify's prior format (means (8,69), covars (8,69,69),
+                            weights (8,)), from the project's open pose prior
     J_regressor_extra.npy   (9, V) float64
     J_regressor_h36m.npy    (17, V) float64, Fortran order (as SPIN's file)
     smpl_mean_params.npz    pose (144,), shape (10,), cam (3,)
@@ -14,8 +17,10 @@ SMPL pickles (the official SPIN/PyMAF code, for instance) run on the open body:
     UV_data/UV_Processed.mat  DensePose layout (All_vertices, All_Faces, All_FaceIndices,
                             All_U_norm, All_V_norm)
 
-Every file is written atomically. ``load_body("smpl", data_dir=OUT)`` reads the folder back
-and gives the same body (tested).
+``--gendered-copies`` also writes ``smpl/SMPL_MALE.pkl`` and ``smpl/SMPL_FEMALE.pkl`` — the
+same neutral body under the names SPIN's evaluation scripts open (the open body has no
+gendered variants). Every file is written atomically. ``load_body("smpl", data_dir=OUT)``
+reads the folder back and gives the same body (tested).
 """
 from __future__ import annotations
 
@@ -61,10 +66,10 @@ def densepose_uv_tables(faces: np.ndarray, face_part: np.ndarray, face_uv: np.nd
     )
 
 
-def export_body(body, out: Path, pkl_only: bool = False) -> list[Path]:
+def export_body(body, out: Path, pkl_only: bool = False, gendered_copies: bool = False) -> list[Path]:
     """Write ``body`` as a SPIN/PyMAF-style data folder under ``out``; returns the paths."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "smpl").mkdir(parents=True, exist_ok=True)
     a = body.smpl_arrays()
     model = {
         "v_template": a["v_template"].astype(np.float64),
@@ -82,11 +87,13 @@ def export_body(body, out: Path, pkl_only: bool = False) -> list[Path]:
         "vertex_keypoint_ids": np.asarray(body.aux["vertex_keypoint_ids"], np.int64),
     }
     written = []
-    p = out / "SMPL_NEUTRAL.pkl"
-    atomic_write_bytes(p, pickle.dumps(model, protocol=2))
-    written.append(p)
+    blob = pickle.dumps(model, protocol=2)
+    for name in ["SMPL_NEUTRAL.pkl"] + (["SMPL_MALE.pkl", "SMPL_FEMALE.pkl"] if gendered_copies else []):
+        atomic_write_bytes(out / "smpl" / name, blob)
+        written.append(out / "smpl" / name)
     if pkl_only:
         return written
+    written.append(_write_gmm(out / "gmm_08.pkl"))
     for name, key in (("J_regressor_extra.npy", "extra"), ("J_regressor_h36m.npy", "h36m")):
         arr = body.regressor(key).astype(np.float64)
         if key == "h36m":
@@ -123,14 +130,28 @@ def export_body(body, out: Path, pkl_only: bool = False) -> list[Path]:
     return written
 
 
+def _write_gmm(path: Path) -> Path:
+    """The project's open pose prior in SMPLify's ``gmm_08.pkl`` format (a pickled dict of
+    plain arrays: means (8, 69), covars (8, 69, 69), weights (8,))."""
+    from core.fitting.priors import OPEN_PRIOR_PATH
+
+    with np.load(OPEN_PRIOR_PATH, allow_pickle=False) as d:
+        gmm = {k: np.asarray(d[k], np.float64) for k in ("means", "covars", "weights")}
+    atomic_write_bytes(path, pickle.dumps(gmm, protocol=2))
+    return path
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Export the open body as a SPIN/PyMAF data folder.")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
-    ap.add_argument("--pkl-only", action="store_true", help="write only SMPL_NEUTRAL.pkl")
+    ap.add_argument("--pkl-only", action="store_true", help="write only smpl/SMPL_NEUTRAL.pkl")
+    ap.add_argument("--gendered-copies", action="store_true",
+                    help="also write the neutral body as smpl/SMPL_MALE.pkl and SMPL_FEMALE.pkl (for evaluation "
+                         "scripts that open them; the open body has no gendered variants)")
     args = ap.parse_args(argv)
     from core.body import load_body
 
-    for p in export_body(load_body("open"), args.out, args.pkl_only):
+    for p in export_body(load_body("open"), args.out, args.pkl_only, args.gendered_copies):
         print(p)
 
 
