@@ -282,3 +282,17 @@ def test_meta_hmr_hrnet_main_network_is_refused_by_name(tmp_path):
 
     with pytest.raises(ValueError, match="HMR variants only"):
         MetaHMRMethod(checkpoint=str(tmp_path / "meta_hrnet.pt"))
+
+
+def test_meta_hmr_method_loads_the_hmr_main_and_auxiliary_networks(tmp_path):
+    """Meta-HMR's HMR variants (SPIN's layout, MetaLinear saving plain fc keys): the method
+    builds the main network with 10 IEF iterations and the auxiliary with 3, strictly loaded."""
+    from core.fitting.meta_hmr import MetaHMRMethod
+
+    main_sd, aux_sd = randomised(HMR(backbone="resnet50"), 5), randomised(HMR(backbone="resnet50"), 6)
+    torch.save({"model": main_sd, "model_aux": aux_sd, "epoch": 3}, tmp_path / "meta_hmr.pt")
+    m = MetaHMRMethod(checkpoint=str(tmp_path / "meta_hmr.pt"))
+    assert m.model.n_iter == 10 and m.aux_model.n_iter == 3
+    assert m.model.weights_trained and m.aux_model.weights_trained
+    assert torch.equal(m.model.state_dict()["decpose.weight"], main_sd["decpose.weight"])
+    assert torch.equal(m.aux_model.state_dict()["decpose.weight"], aux_sd["decpose.weight"])
