@@ -575,19 +575,29 @@ class StudioApp:
                 ran.append(c.name)
         keys = list(session.traces)
         gallery = [(str(p), c) for p, c in session.compare_images(keys)]
-        rows = ["| method | steps | final 2D keypoint error (px) | verdict | weights |", "|---|---|---|---|---|"]
+        verdicts = {k: QualityVerdict.from_meta(session.traces[k].meta.get("quality")) for k in keys}
+        failed_runs = [k for k, q in verdicts.items() if q is not None and q.level == "failed"]
+        glb, colours = session.compare_glb(keys, skip=failed_runs)
+        rows = ["| 3D | method | steps | final 2D keypoint error (px) | verdict | weights |",
+                "|---|---|---|---|---|---|"]
         for k in keys:
-            tr = session.traces[k]
+            tr, q = session.traces[k], verdicts[k]
             err = tr.final.losses.get("keypoints_2d_px", float("nan"))
             w = "untrained" if tr.meta.get("weights_trained") is False else "—"
-            q = QualityVerdict.from_meta(tr.meta.get("quality"))
             verdict = "—" if q is None else _esc(q.summary)
             shown = _fmt(err) if q is None or q.level != "failed" else "failed"
-            rows.append(f"| {_esc(k)} | {len(tr.steps)} | {shown} | {verdict} | {w} |")
+            if k in colours:
+                r, g, b = (int(round(255 * c)) for c in colours[k])
+                swatch = f'<span style="color:rgb({r},{g},{b})" title="its colour in the 3D view">■</span>'
+            else:
+                swatch = "—"          # not drawn (failed, or no finite mesh); the status says which
+            rows.append(f"| {swatch} | {_esc(k)} | {len(tr.steps)} | {shown} | {verdict} | {w} |")
         status = f"Compared {len(keys)} runs."
         if failed:
             status += " Failed: " + "; ".join(_esc(f) for f in failed)
-        glb = session.compare_glb(keys)
+        if failed_runs:
+            status += (" Not in the 3D view (their result failed): "
+                       + ", ".join(_esc(k) for k in failed_runs) + ".")
         return session, _box(status, "warn" if failed else "ok"), gallery, "\n".join(rows), \
             (str(glb) if glb else None)
 

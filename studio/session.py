@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -304,6 +304,11 @@ class TraceViews:
         return items
 
 
+# the Compare 3D view's colours, one per method in order (its table shows them as the legend)
+COMPARE_PALETTE = [(0.36, 0.55, 0.93), (0.95, 0.55, 0.15), (0.25, 0.7, 0.35), (0.85, 0.25, 0.3),
+                   (0.6, 0.45, 0.9), (0.1, 0.65, 0.65)]
+
+
 class StudioSession:
     """One visitor's state (held in a ``gr.State``; :meth:`close` deletes its files).
 
@@ -377,16 +382,16 @@ class StudioSession:
         return [(write_jpeg(self.folder / f"compare{self._counter:03d}_{k}.jpg", img), cap)
                 for k, (img, cap) in enumerate(items)]
 
-    def compare_glb(self, keys: Optional[list[str]] = None) -> Optional[Path]:
+    def compare_glb(self, keys: Optional[list[str]] = None, skip: Sequence[str] = ()) -> tuple[Optional[Path], dict]:
         """The final meshes of the traces side by side (left to right in ``keys`` order), one
-        colour per method, as one ``.glb``; None when no trace has a finite mesh."""
+        colour per method, as one ``.glb`` → (path or None when no trace has a finite mesh,
+        {key: (r, g, b) in 0–1} of the meshes drawn — the legend). ``skip``: keys left out
+        (e.g. failed runs, which would only dwarf the others)."""
         keys = keys or list(self.traces)
-        meshes, names, x = [], [], 0.0
-        palette = [(0.36, 0.55, 0.93), (0.95, 0.55, 0.15), (0.25, 0.7, 0.35), (0.85, 0.25, 0.3),
-                   (0.6, 0.45, 0.9), (0.1, 0.65, 0.65)]
+        meshes, names, colours, x = [], [], {}, 0.0
         for k in keys:
             tr = self.traces.get(k)
-            if tr is None or not tr.steps or tr.final.vertices is None or tr.faces is None:
+            if k in skip or tr is None or not tr.steps or tr.final.vertices is None or tr.faces is None:
                 continue
             v = np.asarray(tr.final.vertices, np.float64)
             if not np.isfinite(v).all():
@@ -395,16 +400,16 @@ class StudioSession:
             width = float(hi[0] - lo[0])
             moved = v - (lo + hi) / 2.0 + np.array([x + width / 2.0, 0.0, 0.0])
             x += width + 0.3
-            color = np.tile(palette[len(meshes) % len(palette)], (len(v), 1))
-            meshes.append((moved, tr.faces, color))
+            colours[k] = COMPARE_PALETTE[len(meshes) % len(COMPARE_PALETTE)]
+            meshes.append((moved, tr.faces, np.tile(colours[k], (len(v), 1))))
             names.append(k.replace(":", "_").replace(" ", "_"))
         if not meshes:
-            return None
+            return None, {}
         center = np.array([(x - 0.3) / 2.0, 0.0, 0.0])
         self._counter += 1
         path = self.folder / f"compare{self._counter:03d}.glb"
         path.write_bytes(scene_glb(meshes, center=center, names=names))
-        return path
+        return path, colours
 
     def close(self) -> None:
         """Cancel background work and delete the session's files (after the step being

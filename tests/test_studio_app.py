@@ -268,6 +268,29 @@ def test_compare_runs_every_offered_method(studio, photos):
     session, status, gallery, table, glb = studio.on_compare(True, session)
     assert "Compared 1 runs" in status and len(gallery) == 1 and TEST_METHOD in table
     assert Path(glb).is_file()
+    assert "rgb(92,140,237)" in table          # the legend: the method's colour in the 3D view
+
+
+def test_compare_leaves_failed_runs_out_of_the_3d_view(studio, photos):
+    """A failed result (e.g. a mesh behind the camera) is listed as failed and not drawn in
+    the 3D view, where it would only dwarf the others."""
+    from core.quality import QualityVerdict
+
+    session, *_ = studio.on_image(str(photos["one"]), None, None)
+    try:
+        good, bad = body_trace(), body_trace()
+        bad.meta["quality"] = QualityVerdict("failed", ("the mesh is behind the camera",), None).to_meta()
+        session.add_trace("good", good, background=False)
+        session.add_trace("bad", bad, background=False)
+        glb, colours = session.compare_glb(["good", "bad"], skip=["bad"])
+        assert list(colours) == ["good"] and Path(glb).is_file()
+        session.inputs = None                   # compare what is there, run nothing
+        session, status, gallery, table, glb = studio.on_compare(True, session)
+        assert "Not in the 3D view (their result failed): bad" in status
+        row = next(line for line in table.splitlines() if "| bad |" in line)
+        assert row.startswith("| — |") and "| failed |" in row
+    finally:
+        session.close()
 
 
 def test_unknown_or_unavailable_method_is_reported(studio, ran):
