@@ -168,10 +168,13 @@ class MethodChoice:
     def label(self) -> str:
         """Dropdown label with badges."""
         badges = []
+        starts = "starts from " if (self.family == "optimisation" or self.name == "spin") and self.weights else ""
         if self.untrained:
-            badges.append("⚠ untrained weights")
+            badges.append(f"⚠ {starts}untrained weights")
         elif self.weights.startswith("trained on synthetic"):
-            badges.append("trained on synthetic data")
+            badges.append(f"{starts}weights trained on synthetic data")
+        elif self.weights.startswith("your checkpoint"):
+            badges.append(f"{starts}your checkpoint")
         if not self.runnable:
             badges.append("unavailable")
         return f"{self.name} ({self.family})" + (f" — {', '.join(badges)}" if badges else "")

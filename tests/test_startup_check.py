@@ -94,3 +94,14 @@ def test_the_smplify_controls_reach_the_method_and_its_trace(tmp_path):
         assert eft.steps
     finally:
         session.close()
+
+
+def test_method_labels_say_where_weights_come_from(tmp_path):
+    from core.models import create_model, save_checkpoint
+
+    path = tmp_path / "hmr.safetensors"
+    save_checkpoint(create_model("hmr_resnet18", body=load_body("open")), path)
+    choices = {c.name: c for c in method_choices(StudioConfig(checkpoints={"hmr": path, "eft": path}))}
+    assert choices["hmr"].label.endswith("— your checkpoint")
+    assert choices["eft"].label.endswith("— starts from your checkpoint")
+    assert "weights" not in choices["smplify"].label and "starts from" not in choices["smplify"].label

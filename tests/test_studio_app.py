@@ -110,6 +110,8 @@ def test_method_choices_label_untrained_and_iterative():
                                                         f"trained weights start the studio with --checkpoint {name}=")
             if shipped:
                 assert "trained on synthetic data" in choices[name].label
+            if choices[name].family == "optimisation":    # a TTO method says what it starts from
+                assert "starts from" in choices[name].label
     with pytest.raises(ValueError, match="unknown method"):
         method_choices(StudioConfig(methods=["no_such_method"]))
 
