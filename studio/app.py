@@ -339,15 +339,17 @@ class StudioApp:
 
     # -------------------------------------------------------------- 2 · run
     def on_method(self, name, schedule=None, iterations=None):
-        """Method picked → (note markdown, iterations slider, SMPLify options row, schedule
-        note): the options show for the methods whose builders take them."""
+        """Method picked → (note markdown, iterations slider, SMPLify options row, its
+        schedule choice, schedule note): each option shows for the methods whose builders
+        take it (spin: the camera joints only — its schedule is SPIN's)."""
         import gradio as gr
 
         choice = self.choice(name)
         params = builder_parameters(name) if choice else {}
         fit = bool(choice and choice.runnable and "camera_torso" in params)
         return (method_note(choice), gr.update(visible=bool(choice and choice.iterative)),
-                gr.update(visible=fit), gr.update(visible=fit, value=self.schedule_note(name, schedule, iterations)))
+                gr.update(visible=fit), gr.update(visible=fit and "schedule" in params),
+                gr.update(visible=fit, value=self.schedule_note(name, schedule, iterations)))
 
     def schedule_note(self, name, schedule=None, iterations=None) -> str:
         """What the iterations control sets for this method and schedule (SMPLify, SPIN)."""
@@ -881,8 +883,8 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         webcam.change(studio.on_image, [webcam, openpose, state], detect_out, **undocumented)
         openpose.change(studio.on_openpose, [openpose, state], detect_out, **undocumented)
         person.input(studio.on_person, [person, state], [state, people_img, crop_img, status], **undocumented)
-        method.change(studio.on_method, [method, fit_schedule, iterations], [note, iterations, fit_row, schedule_note],
-                      **undocumented)
+        method.change(studio.on_method, [method, fit_schedule, iterations],
+                      [note, iterations, fit_row, fit_schedule, schedule_note], **undocumented)
         for ctl in (fit_schedule, fit_torso, iterations):
             ctl.change(studio.on_fit_options, [method, fit_schedule, fit_torso, iterations, state],
                        [state, schedule_note], **undocumented)

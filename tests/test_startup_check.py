@@ -105,3 +105,16 @@ def test_method_labels_say_where_weights_come_from(tmp_path):
     assert choices["hmr"].label.endswith("— your checkpoint")
     assert choices["eft"].label.endswith("— starts from your checkpoint")
     assert "weights" not in choices["smplify"].label and "starts from" not in choices["smplify"].label
+
+
+def test_the_method_picker_shows_each_smplify_option_where_it_applies():
+    pytest.importorskip("gradio")
+    from studio.app import StudioApp
+
+    app = StudioApp(StudioConfig(methods=["smplify", "spin", "hmr"]))
+    note, iters, row, sched, sched_note = app.on_method("smplify", "smplify", 60)
+    assert row["visible"] and sched["visible"] and "body-4 60" in sched_note["value"]
+    note, iters, row, sched, sched_note = app.on_method("spin", "smplify", 60)
+    assert row["visible"] and not sched["visible"] and "camera 60 · body 60" in sched_note["value"]
+    note, iters, row, sched, sched_note = app.on_method("hmr", "smplify", 60)
+    assert not row["visible"] and not sched_note["visible"]
