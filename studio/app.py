@@ -170,6 +170,10 @@ def check_iterations(value) -> int:
     return n
 
 
+SCROLL_TO_RESULT_JS = ("() => { const e = document.getElementById('trace-badge'); "
+                       "if (e) e.scrollIntoView({behavior: 'smooth', block: 'start'}); }")
+
+
 def method_note(choice: Optional[MethodChoice]) -> str:
     if choice is None:
         return _box("No method is available on this server.", "err")
@@ -891,6 +895,8 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
         run_evt = run_btn.click(studio.on_run, [method, iterations, with_photo, state],
                                 [state, run_status] + show_out, **undocumented)
         run_evt.success(studio.after_run, [state], after_out, **undocumented)
+        # bring the result into view (on a laptop screen it is below the fold after Run)
+        run_evt.success(None, None, None, js=SCROLL_TO_RESULT_JS, **undocumented)
         # Gradio 6's Model3D does not draw the value that arrives with the run's own update
         # (headless Chromium: no canvas until the slider moved, and re-sending the same file
         # does not help); a second update under a new file name draws it (browser test).

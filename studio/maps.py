@@ -32,6 +32,29 @@ __all__ = ["colorize_scalar", "colorize_rgb", "colorize_parts", "draw_points", "
            "has_maps", "visibility_colors", "PART_PALETTE"]
 
 SKIP_MAPS = {"sampled_vertex_ids"}
+# what each map is, in words (captions); a map not listed is named by its key with spaces
+MAP_TITLES = {
+    "feature_sum": "feature map, summed over channels",
+    "feature_pca": "feature map, 3 principal components as colour",
+    "sampling_points": "sampling points",
+    "lowpoly_vertices": "low-poly mesh vertices",
+    "lowpoly_xy": "low-poly vertices on the crop",
+    "vertexpose_xy": "VertexPose branch vertices",
+    "regression_xy": "regression branch vertices",
+    "fused_xy": "fused vertices",
+    "iuv_nearest": "IUV decoded by nearest vertex",
+    "iuv_global_average": "IUV decoded by global average",
+    "foreground": "foreground",
+    "visibility": "visibility",
+    "visibility_colors": "visibility (green = VertexPose, red = regression)",
+    "visibility_full": "visibility on the full mesh",
+    "visibility_render": "visibility rendered",
+}
+
+
+def map_title(name: str) -> str:
+    """A map's caption in words (:data:`MAP_TITLES`, else its key with spaces)."""
+    return MAP_TITLES.get(name, name.replace("_", " "))
 VISIBILITY_NAMES = ("visibility", "vertex_visibility", "visibility_weight")
 
 
@@ -150,9 +173,9 @@ def map_panels(trace: Trace, index: int = -1, settings: ViewSettings = ViewSetti
                 panels.append((draw_points(crop, points, crop_hw), f"sampling points ({len(points)})"))
         elif m.ndim == 1 and V is not None and m.shape[0] == V and trace.faces is not None:
             if name in VISIBILITY_NAMES or "visib" in name:
-                colors, caption = visibility_colors(m), f"{name}: green = visible, red = occluded"
+                colors, caption = visibility_colors(m), f"{map_title(name)}: green = visible, red = occluded"
             else:
-                colors, caption = colorize_scalar(m[None])[0].astype(np.float32) / 255.0, f"{name} (per vertex)"
+                colors, caption = colorize_scalar(m[None])[0].astype(np.float32) / 255.0, f"{map_title(name)} (per vertex)"
             shaded = shade_mesh(step.vertices, trace.faces, K, crop_hw, hw, vertex_colors=colors)
             panels.append((blend(crop, shaded, 0.9), caption))
         elif (m.ndim == 2 and m.shape[1] == 3 and V is not None and m.shape[0] == V
@@ -161,19 +184,19 @@ def map_panels(trace: Trace, index: int = -1, settings: ViewSettings = ViewSetti
             rgb = np.nan_to_num(m.astype(np.float32))
             colors = rgb / 255.0 if rgb.max() > 1.0 else rgb
             shaded = shade_mesh(step.vertices, trace.faces, K, crop_hw, hw, vertex_colors=colors)
-            panels.append((blend(crop, shaded, 0.9), f"{name} (per-vertex colours)"))
+            panels.append((blend(crop, shaded, 0.9), f"{map_title(name)} (per-vertex colours)"))
         elif m.ndim == 2 and m.shape[1] == 2 and m.shape[0] > 3:
             # a point set in crop pixels (e.g. MeshPose's VertexPose / regression / fused 2D)
-            panels.append((draw_points(crop, m, crop_hw), f"{name} ({m.shape[0]} points)"))
+            panels.append((draw_points(crop, m, crop_hw), f"{map_title(name)} ({m.shape[0]} points)"))
         elif m.ndim == 2 and min(m.shape) > 3:
             # a 2-D map (feature summaries, masks); lists of 3-vectors or faces are not images
             img = _upscale(colorize_scalar(m), hw)
             if points is not None and name.startswith("feature"):
                 img = draw_points(img, points, crop_hw)
-            panels.append((img, f"{name} ({m.shape[0]}×{m.shape[1]})"))
+            panels.append((img, f"{map_title(name)} ({m.shape[0]}×{m.shape[1]})"))
         elif m.ndim == 3 and m.shape[2] == 3 and min(m.shape[:2]) > 1:
             img = _upscale(colorize_rgb(m), hw)
             if points is not None and name.startswith("feature"):
                 img = draw_points(img, points, crop_hw)
-            panels.append((img, f"{name} ({m.shape[0]}×{m.shape[1]})"))
+            panels.append((img, f"{map_title(name)} ({m.shape[0]}×{m.shape[1]})"))
     return panels

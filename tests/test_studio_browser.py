@@ -117,12 +117,18 @@ def test_upload_run_slide_download(driver, server, tmp_path):
     d.find_element(By.CSS_SELECTOR, "#photo-upload input[type=file]").send_keys(str(photo))
     _wait(lambda: "Found 1 person" in _text(d, "detect-status"), 60, "detection")
 
-    # 2 · run SMPLify (the default method), preview first
+    # 2 · run SMPLify (the default method), preview first — on a laptop-sized window, where the
+    # result is below the fold
+    d.set_window_size(1280, 800)
     t0 = time.time()
     d.find_element(By.ID, "run-button").click()
     _wait(lambda: "Done" in _text(d, "run-status"), 240, "the SMPLify run")
     run_s = time.time() - t0
     assert "smplify" in _text(d, "trace-badge")
+    # the result is brought into view: the page scrolled so the Inspect section is near the top
+    _wait(lambda: d.execute_script("return document.getElementById('trace-badge').getBoundingClientRect().top")
+          < 200 and d.execute_script("return window.scrollY") > 100, 10, "the result scrolled into view")
+    d.set_window_size(1500, 2000)
     import re
 
     info = _text(d, "step-info")

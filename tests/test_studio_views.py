@@ -203,8 +203,9 @@ def test_compare_strip_marks_untrained(trace):
 def test_map_panels_cover_each_kind(trace):
     panels = map_panels(trace, -1, ViewSettings(size=112))
     caps = " | ".join(c for _, c in panels)
-    for word in ("IUV parts", "IUV U", "IUV V", "visibility", "feature_sum", "sampling points"):
+    for word in ("IUV parts", "IUV U", "IUV V", "visibility", "feature map, summed over channels", "sampling points"):
         assert word in caps, caps
+    assert "_" not in caps, caps                    # titles in words, never variable names
     assert "sampled_vertex_ids" not in caps
     assert all(img.shape == (112, 112, 3) and img.dtype == np.uint8 for img, _ in panels)
     assert map_panels(trace, 0) == []
@@ -224,10 +225,10 @@ def test_map_panels_point_sets_and_vertex_lists_are_not_drawn_as_images(trace):
     }
     panels = map_panels(t, -1, ViewSettings(size=112))
     caps = [c for _, c in panels]
-    assert "fused_xy (40 points)" in caps, caps
-    assert "vertex_rgb (per-vertex colours)" in caps, caps
-    assert not any(c.startswith(("lowpoly_vertices", "lowpoly_faces")) for c in caps), caps
-    green = dict((c, img) for img, c in panels)["vertex_rgb (per-vertex colours)"].astype(int)
+    assert "fused vertices (40 points)" in caps, caps
+    assert "vertex rgb (per-vertex colours)" in caps, caps
+    assert not any(c.startswith(("low-poly", "lowpoly")) for c in caps), caps
+    green = dict((c, img) for img, c in panels)["vertex rgb (per-vertex colours)"].astype(int)
     assert (green[..., 1] - green[..., 0] > 40).any()          # the mesh is painted green
 
 
