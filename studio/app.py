@@ -63,6 +63,8 @@ CSS = """
 #step-info table {font-size: 0.82em; display: block; overflow-x: auto;}
 #step-info th {white-space: nowrap;}
 footer {visibility: hidden;}
+/* gallery captions wrap instead of ending in "…" ("1: SMPLify c…") */
+.caption-label, .caption {white-space: normal !important; text-overflow: clip !important; max-width: 96% !important;}
 """
 
 
