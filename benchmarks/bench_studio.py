@@ -12,7 +12,9 @@ Prints, for a 2-megapixel photo (skimage's astronaut upscaled to 1632×1224, sav
 - the full run at the UI's default iterations, and the baseline ratio: how much sooner the
   preview shows a mesh than waiting for the full run;
 - a step-slider move: served from the pre-rendered cache (target ≤ 150 ms) vs rendering
-  the step on the spot (the baseline), and the 3D/export listener of the same move.
+  the step on the spot (the baseline), and the 3D/export listener of the same move;
+- EFT and Meta-HMR end to end (Run pressed → result shown; target ≤ 10 s each) and
+  "Compare all methods" on a new person (target ≤ 20 s).
 """
 from __future__ import annotations
 
@@ -123,6 +125,36 @@ def main() -> None:
           f"median {med_f:.0f} ms → cache is {med_f / max(med_c, 1e-6):.0f}× faster")
     print(f"3D/export listener per step (glb with photo + obj + params + maps, first time): "
           f"median {statistics.median(details) * 1e3:.0f} ms")
+    session.close()
+    tto_and_compare(photo, full_iters)
+
+
+def tto_and_compare(photo, full_iters: int) -> None:
+    """EFT and Meta-HMR end to end (run pressed → result on screen: the run and its
+    pre-rendered steps), first and second run; then "Compare all methods" on a fresh person."""
+    from studio.app import StudioApp
+    from studio.config import StudioConfig
+    from studio.pipeline import method_choices
+
+    cfg = StudioConfig(default_iterations=full_iters, preview_iterations=8)
+    app = StudioApp(cfg)
+    session = app.on_image(str(photo), None, None)[0]
+    for name in ("eft", "meta-hmr"):
+        for attempt in ("first", "second"):
+            t0 = time.perf_counter()
+            outs = list(app.on_run(name, None, True, session))
+            dt = time.perf_counter() - t0
+            assert "Done" in outs[-1][1], outs[-1][1]
+            print(f"{name} end to end ({attempt} run{', model built' if attempt == 'first' else ''}): {dt:.2f} s "
+                  f"(target ≤ 10 s)")
+    session.close()
+    session = app.on_image(str(photo), None, None)[0]
+    runnable = [c.name for c in method_choices(cfg) if c.runnable]
+    t0 = time.perf_counter()
+    _, status, *_ = app.on_compare(True, session)
+    dt = time.perf_counter() - t0
+    print(f"Compare all methods ({len(runnable)}: {', '.join(runnable)}; those not run before are built on the "
+          f"way): {dt:.2f} s (target ≤ 20 s)")
     session.close()
 
 
