@@ -238,7 +238,7 @@ def check_files(config: StudioConfig) -> None:
     (loaded as a body) and each ``--checkpoint`` (its method is built, which loads and
     checks it). A file that cannot serve gives a ValueError naming the file, what was
     expected, what was found and what to do — at start-up, not when Run is pressed.
-    Builds are kept by a :class:`MethodRunner` only for this check (cheap to redo)."""
+    The methods built for the check are not kept: the studio builds them again on first use."""
     from core.models.official import OFFICIAL_CHECKPOINTS
 
     if config.smpl_dir is not None:
