@@ -23,6 +23,7 @@ Timings on a shared machine vary with its load: compare the ratios; ``uptime`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import time
@@ -47,19 +48,27 @@ def _inputs(body, B: int, seed: int = 0):
     return go, pose, betas, transl, kp
 
 
+def _paths(reference: bool):
+    """The reference implementations (plain Adam, the first GMM) or the fast ones."""
+    return reference_paths() if reference else contextlib.nullcontext()
+
+
 def _iteration(body, prior, stage, B: int, evaluation: str):
-    """A callable doing one body-stage iteration with its own parameters and optimiser."""
+    """A callable doing one body-stage iteration with its own parameters and optimiser;
+    "subset" is the path before issue 17 (with plain Adam and the first GMM)."""
     go, pose, betas, transl, kp = _inputs(body, B)
     params = [p.clone().requires_grad_(True) for p in (go, pose, betas)]
-    # the path before issue 17 stepped with plain Adam; the loops now use the fused kernel
-    opt = torch.optim.Adam(params, lr=1e-2) if evaluation == "subset" else fast_adam(params, lr=1e-2)
+    reference = evaluation == "subset"
+    with _paths(reference):
+        opt = fast_adam(params, lr=1e-2)
 
     def one():
-        terms, _, _, _ = body_stage_losses(body, kp, params[0], params[1], params[2], transl, prior, stage,
-                                           evaluation=evaluation)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].sum().backward()
-        opt.step()
+        with _paths(reference):
+            terms, _, _, _ = body_stage_losses(body, kp, params[0], params[1], params[2], transl, prior, stage,
+                                               evaluation=evaluation)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].sum().backward()
+            opt.step()
 
     return one
 
@@ -86,7 +95,8 @@ def check_equal(body, prior, stage, B: int = 8) -> tuple[float, float]:
         ref, _, jref, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, evaluation="full")
         rel = px = 0.0
         for ev in ("subset", "joints"):
-            a, _, ja, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, evaluation=ev)
+            with _paths(ev == "subset"):
+                a, _, ja, _ = body_stage_losses(body, kp, go, pose, betas, transl, prior, stage, evaluation=ev)
             rel = max(rel, max(float(((a[k] - ref[k]).abs() / ref[k].abs().clamp(min=1e-6)).max()) for k in a))
             px = max(px, float((ja - jref).abs().max()))
     return rel, px
@@ -100,10 +110,7 @@ def whole_fit(body, prior, B: int, iters: int, repeats: int) -> tuple[float, flo
     kw = dict(init=init, prior=prior, schedule="spin", num_iters=iters, try_flipped_orientation=False)
     res = {}
     def fit(ev):
-        if ev == "subset":             # the path before: subset evaluation and plain Adam
-            with reference_paths():
-                res[ev] = run_smplify(body, kp, evaluation=ev, **kw)
-        else:
+        with _paths(ev == "subset"):   # the path before: subset evaluation, plain Adam, the first GMM
             res[ev] = run_smplify(body, kp, evaluation=ev, **kw)
 
     fns = {ev: (lambda ev=ev: fit(ev)) for ev in ("subset", "joints")}

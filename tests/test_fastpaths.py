@@ -51,3 +51,19 @@ def test_eft_fast_and_reference_paths_agree():
     assert int(fast.iterations[0]) == int(ref.iterations[0]) == 3
     assert float((fast.vertices - ref.vertices).abs().max()) < 1e-3          # metres
     assert abs(float(fast.loss_2d_final[0]) - float(ref.loss_2d_final[0])) <= 1e-4 * float(ref.loss_2d_final[0]) + 1e-7
+
+
+def test_the_reference_switch_also_selects_the_first_gmm(monkeypatch):
+    from core.fitting.priors import load_pose_prior
+
+    gmm = load_pose_prior("open").gmm
+    x = torch.randn(3, 69, generator=torch.Generator().manual_seed(0)) * 0.3
+    calls = []
+    first = gmm.reference
+    monkeypatch.setattr(gmm, "reference", lambda p: calls.append(1) or first(p))
+    fast = gmm(x)
+    assert calls == []
+    with reference_paths():
+        ref = gmm(x)
+    assert calls == [1]
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-4)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from core import ASSETS_DIR
+from core.utils.fastpaths import reference_active
 
 __all__ = [
     "OPEN_PRIOR_PATH", "ANGLE_PRIOR_INDICES", "ANGLE_PRIOR_SIGNS",
@@ -93,7 +94,10 @@ class MaxMixturePrior(nn.Module):
         return 0.5 * quad + self.nll_const.to(body_pose.dtype)[None]
 
     def forward(self, body_pose: torch.Tensor) -> torch.Tensor:
-        """(B, 69) axis-angle → (B,) min over components (merged mode)."""
+        """(B, 69) axis-angle → (B,) min over components (merged mode); :meth:`reference`
+        inside :func:`core.utils.fastpaths.reference_paths`."""
+        if reference_active():
+            return self.reference(body_pose)
         return self.components(body_pose).min(dim=1).values
 
     def reference(self, body_pose: torch.Tensor) -> torch.Tensor:

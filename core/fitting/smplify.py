@@ -282,8 +282,7 @@ def body_stage_losses(body, keypoints: torch.Tensor, global_orient: torch.Tensor
     j2d = project_crop(out.joints, transl, focal, img_res)
     per_joint = reprojection_terms(j2d, keypoints, sigma, ignored)
     terms = {"reprojection": per_joint.sum(-1),
-             "pose_prior": stage.pose_prior ** 2 * (prior.gmm.reference(body_pose) if evaluation == "subset"
-                                                    else prior.gmm(body_pose)),
+             "pose_prior": stage.pose_prior ** 2 * prior.gmm(body_pose),
              "angle_prior": stage.angle_prior ** 2 * angle_prior(body_pose),
              "shape_prior": stage.shape_prior ** 2 * shape_prior(betas)}
     if prior.limits is not None:
