@@ -18,6 +18,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from core.body.loading import (MODEL_FILE_NAMES, UV_FILE_NAMES, _find, data_folder, load_npz_with_object_arrays,
+                                load_smpl_dir, read_smpl_model)
+
 __all__ = ["FileStatus", "check_folder", "main"]
 
 
@@ -36,12 +39,7 @@ class FileStatus:
 
 
 def _read_model(path: Path) -> str:
-    from core.body.loading import _read_model_file
-
-    arrays = _read_model_file(path)
-    missing = [k for k in ("v_template", "shapedirs", "J_regressor", "weights", "f") if k not in arrays]
-    if missing:
-        raise ValueError(f"not an SMPL model file (no {', '.join(missing)})")
+    arrays = read_smpl_model(path)
     v, sd = np.asarray(arrays["v_template"]), np.asarray(arrays["shapedirs"])
     return f"{v.shape[0]} vertices, {sd.shape[-1]} shape PCs"
 
@@ -59,8 +57,6 @@ def _read_mean(path: Path) -> str:
 
 
 def _read_downsampling(path: Path) -> str:
-    from core.body.loading import load_npz_with_object_arrays
-
     d = load_npz_with_object_arrays(path, members=("D", "U", "F"))
     return f"members D, U, F read ({len(d['D'])} levels); others never unpickled"
 
@@ -91,13 +87,13 @@ def _read_checkpoint(path: Path) -> str:
 
 # (names searched, reader, what it enables, required)
 _FILES: list[tuple[list[str], Callable[[Path], str], str, bool]] = [
-    (["SMPL_NEUTRAL.pkl", "SMPL_NEUTRAL.npz", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"], _read_model,
+    (MODEL_FILE_NAMES, _read_model,
      "the SMPL body: every method with --smpl-dir", True),
     (["J_regressor_extra.npy"], _read_npy, "SPIN's 9 extra joints (the 49 keypoints)", True),
     (["J_regressor_h36m.npy"], _read_npy, "H3.6M joints for evaluation (MPJPE / PA-MPJPE)", False),
     (["smpl_mean_params.npz"], _read_mean, "the regressors' mean start as trained (else the project's)", False),
     (["mesh_downsampling.npz"], _read_downsampling, "PyMAF's sampling vertices (pymaf on SMPL)", False),
-    (["UV_data/UV_Processed.mat", "UV_Processed.mat"], _read_uv, "IUV and part maps on SMPL", False),
+    (UV_FILE_NAMES, _read_uv, "IUV and part maps on SMPL", False),
     (["gmm_08.pkl"], _read_gmm, "SMPLify's mocap GMM pose prior (else the open prior)", False),
     (["model_checkpoint.pt"], _read_checkpoint, "SPIN's HMR: --checkpoint hmr/spin/eft=…", False),
     (["pretrained_model/PyMAF_model_checkpoint.pt", "PyMAF_model_checkpoint.pt"], _read_checkpoint,
@@ -107,8 +103,6 @@ _FILES: list[tuple[list[str], Callable[[Path], str], str, bool]] = [
 
 def check_folder(folder) -> list[FileStatus]:
     """Status of every file in :data:`_FILES` under ``folder`` (or its ``data/``)."""
-    from core.body.loading import _find, data_folder
-
     root = data_folder(Path(folder))
     out = []
     for names, reader, enables, required in _FILES:
@@ -140,8 +134,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         need = " [required]" if s.required and s.state != "found" else ""
         detail = f": {s.detail}" if s.detail else ""
         print(f"  {s.state:<10} {s.name}{where}{need}{detail}\n             → {s.enables}")
-    from core.body.loading import load_smpl_dir
-
     try:
         body = load_smpl_dir(args.folder)
     except Exception as e:  # noqa: BLE001

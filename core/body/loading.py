@@ -147,7 +147,28 @@ def load_npz_with_object_arrays(path: Path, members=None) -> dict:
     return out
 
 
-MODEL_FILE_NAMES = ["SMPL_NEUTRAL.pkl", "SMPL_NEUTRAL.npz", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"]
+SMPL_MODEL_KEYS = ("v_template", "shapedirs", "J_regressor", "weights", "f")
+UV_FILE_NAMES = ["UV_data/UV_Processed.mat", "UV_Processed.mat"]
+
+
+def model_file_names(gender: str = "neutral") -> list[str]:
+    """The names a SMPL model file of ``gender`` goes by (SPIN's, the npz form, SMPLify's)."""
+    g = gender.upper()
+    return [f"SMPL_{g}.pkl", f"SMPL_{g}.npz"] + (["basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"]
+                                                 if g == "NEUTRAL" else [])
+
+
+MODEL_FILE_NAMES = model_file_names("neutral")
+
+
+def read_smpl_model(path: Path) -> dict:
+    """A SMPL model file's arrays (restricted unpickler for ``.pkl``), checked to hold
+    :data:`SMPL_MODEL_KEYS`; ValueError naming the first one missing."""
+    arrays = _read_model_file(path)
+    for k in SMPL_MODEL_KEYS:
+        if k not in arrays:
+            raise ValueError(f"{path}: not an SMPL model file (no '{k}' array)")
+    return arrays
 
 
 def data_folder(folder) -> Path:
@@ -167,17 +188,11 @@ def load_smpl_dir(folder: Path, gender: str = "neutral") -> BodyModel:
     if not folder.is_dir():
         raise BodyFileError(f"SMPL data folder not found: {folder}. " + SMPL_FILES_HELP)
     folder = data_folder(folder)
-    g = gender.upper()
-    names = [f"SMPL_{g}.pkl", f"SMPL_{g}.npz"]
-    if g == "NEUTRAL":
-        names.append("basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
+    names = model_file_names(gender)
     model_path = _find(folder, names)
     if model_path is None:
         raise BodyFileError(f"no {' or '.join(names)} in {folder}. " + SMPL_FILES_HELP)
-    arrays = _read_model_file(model_path)
-    for k in ("v_template", "shapedirs", "J_regressor", "weights", "f"):
-        if k not in arrays:
-            raise ValueError(f"{model_path}: not an SMPL model file (no '{k}' array)")
+    arrays = read_smpl_model(model_path)
     nv = np.asarray(arrays["v_template"]).shape[0]
     aux: dict = {}
     extra_path = _find(folder, ["J_regressor_extra.npy"])
@@ -208,7 +223,7 @@ def load_smpl_dir(folder: Path, gender: str = "neutral") -> BodyModel:
     ds = _find(folder, ["mesh_downsampling.npz"])
     if ds is not None:
         aux.update(_downsampling_aux(load_npz_with_object_arrays(ds, members=("D", "U", "F"))))
-    uv = _find(folder, ["UV_data/UV_Processed.mat", "UV_Processed.mat"])
+    uv = _find(folder, UV_FILE_NAMES)
     faces = np.asarray(arrays["f"]).astype(np.int64)
     if uv is not None:
         aux.update(_densepose_aux(uv, faces, nv))
