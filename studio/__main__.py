@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _desktop(args, config: StudioConfig) -> int:
+def _desktop(args, config: StudioConfig, runner=None) -> int:
     from core.trace import Trace
 
     from .desktop import run_desktop, window_unavailable_reason
@@ -63,7 +63,7 @@ def _desktop(args, config: StudioConfig) -> int:
         trace = Trace.load(args.trace)
     elif args.image is not None:
         from .images import load_image
-        from .pipeline import MethodRunner, detect, person_inputs
+        from .pipeline import detect, person_inputs
 
         loaded = load_image(args.image, max_side=config.max_side)
         det = detect(loaded.rgb)
@@ -72,7 +72,7 @@ def _desktop(args, config: StudioConfig) -> int:
             return 2
         inputs, _ = person_inputs(loaded.rgb, det.people[0])
         overrides = {"num_iters": args.iterations} if args.iterations else {}
-        trace = MethodRunner(config).run(args.method, inputs,
+        trace = runner.run(args.method, inputs,
                                          progress=lambda f, m: print(f"\r{m} {f:4.0%}", end="", flush=True),
                                          **overrides)
         print()
@@ -101,18 +101,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .pipeline import method_choices
 
             method_choices(config)  # unknown names → ValueError now, not in the browser
+        runner = None
         if not (args.desktop and args.trace is not None):     # files that will be used: opened and checked now
             from .pipeline import check_files
 
-            check_files(config)
+            runner = check_files(config)                       # its built methods serve the first runs
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.desktop:
-        return _desktop(args, config)
+        return _desktop(args, config, runner)
     from .app import launch_app
 
-    launch_app(config)
+    launch_app(config, runner=runner)
     return 0
 
 

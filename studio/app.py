@@ -206,9 +206,9 @@ class StudioApp:
     (paths, arrays, markdown, ``gr.update``), so tests call them without a browser.
     """
 
-    def __init__(self, config: Optional[StudioConfig] = None):
+    def __init__(self, config: Optional[StudioConfig] = None, runner: Optional[MethodRunner] = None):
         self.config = config or StudioConfig()
-        self.runner = MethodRunner(self.config)
+        self.runner = runner or MethodRunner(self.config)
         self.settings = ViewSettings()
         self._examples: Optional[list[Path]] = None
         self._lock = threading.Lock()
@@ -935,15 +935,16 @@ def build_app(config: Optional[StudioConfig] = None, studio: Optional[StudioApp]
     return demo
 
 
-def launch_app(config: Optional[StudioConfig] = None, **launch_kwargs):
+def launch_app(config: Optional[StudioConfig] = None, runner: Optional[MethodRunner] = None, **launch_kwargs):
     """Build and launch the web studio with its theme (blocks until the server stops unless
-    ``prevent_thread_lock=True``)."""
+    ``prevent_thread_lock=True``). ``runner``: methods already built (by
+    :func:`studio.pipeline.check_files`) for the studio to reuse."""
     config = config or StudioConfig()
     removed = sweep_orphans()           # what killed servers left behind
     if removed:
         log.info("removed %d leftover temporary files/folders of earlier studio processes", len(removed))
     install_exit_on_sigterm()           # SIGTERM → normal exit: the temporary folder is deleted
-    demo = build_app(config)
+    demo = build_app(config, StudioApp(config, runner))
     threading.Thread(target=demo.studio.warm_up, name="studio-warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1, max_size=64)
     kwargs = dict(server_name=config.host, server_port=config.port, share=config.share,

@@ -233,12 +233,13 @@ def method_choices(config: StudioConfig, include_unavailable: bool = True) -> li
     return out
 
 
-def check_files(config: StudioConfig) -> None:
+def check_files(config: StudioConfig) -> "MethodRunner":
     """Open every file the command line named before the studio starts: the SMPL folder
     (loaded as a body) and each ``--checkpoint`` (its method is built, which loads and
     checks it). A file that cannot serve gives a ValueError naming the file, what was
     expected, what was found and what to do — at start-up, not when Run is pressed.
-    The methods built for the check are not kept: the studio builds them again on first use."""
+    Returns the :class:`MethodRunner` holding the methods it built, for the studio to use
+    (so a checkpoint is not loaded twice)."""
     from core.models.official import OFFICIAL_CHECKPOINTS
 
     if config.smpl_dir is not None:
@@ -266,6 +267,7 @@ def check_files(config: StudioConfig) -> None:
                     + f", or leave --checkpoint {name} out to use the default weights")
             raise ValueError(f"--checkpoint {name}={path}: {_first_lines(e)}\n  expected: {expected}\n"
                              f"  to do: {todo}") from None
+    return runner
 
 
 def _first_lines(e: BaseException, n: int = 4) -> str:

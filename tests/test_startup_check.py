@@ -44,7 +44,15 @@ def test_good_files_pass_the_check(tmp_path):
     model = create_model("hmr_resnet18", body=load_body("open"))
     path = tmp_path / "hmr.safetensors"
     save_checkpoint(model, path)
-    check_files(StudioConfig(checkpoints={"hmr": path}))
+    config = StudioConfig(checkpoints={"hmr": path})
+    runner = check_files(config)
+    built = runner._get("hmr", runner.builder_kwargs("hmr"))[0]
+    assert len(runner._methods) == 1        # built once, at the check …
+    pytest.importorskip("gradio")
+    from studio.app import StudioApp
+
+    app = StudioApp(config, runner)         # … and the studio runs that one (the checkpoint is not loaded twice)
+    assert app.runner._get("hmr", app.runner.builder_kwargs("hmr"))[0] is built
     check_files(StudioConfig(smpl_dir=write_fake_smpl_dir(tmp_path / "smpl")))
 
 
