@@ -280,7 +280,7 @@ def render_offscreen(scene: DesktopScene, step: Optional[int] = None, width: int
 
 def _x_display_depth(name: str) -> Optional[int]:
     """Colour depth of the X display ``name``'s default screen; None when it cannot be
-    opened (or libX11 is missing: then nothing is known and nothing is refused)."""
+    opened; -1 when libX11 is missing (then nothing is known and nothing is refused)."""
     import ctypes
     import ctypes.util
 
