@@ -21,9 +21,7 @@ import argparse
 import copy
 import os
 import subprocess
-import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +29,7 @@ from core.body import load_body
 from core.geometry import cliff_bbox_info
 from core.models import create_model
 from core.models.inference import prepare_for_inference
+from timing import interleaved  # benchmarks/timing.py
 
 DEFAULT_MODELS = ["hmr", "pymaf", "cliff_res50", "cliff_hrnet48", "hmr_blazepose", "pymaf_blazepose"]
 
@@ -47,18 +46,6 @@ def _final(out) -> torch.Tensor:
     if hasattr(out, "levels"):
         return out.levels[-1].state.rotmat
     return out.iterations[-1].rotmat
-
-
-def _median_times(fns: dict, reps: int) -> dict:
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main(argv=None) -> None:
@@ -109,7 +96,7 @@ def main(argv=None) -> None:
                         with torch.inference_mode():
                             return fast(x, with_iuv=False)
                     fns["no maps"] = no_maps
-                t = _median_times(fns, args.reps)
+                t = interleaved(fns, args.reps)
                 diff = float((_final(today()) - _final(inference())).abs().max())
                 nm = (f"{1e3 * t['no maps'] / batch:>9.1f}{t['today'] / t['no maps']:>6.2f}x"
                       if "no maps" in t else f"{'':>9}{'':>7}")

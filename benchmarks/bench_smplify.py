@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import os
 import subprocess
-import time
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from core.fitting.priors import load_pose_prior
 from core.fitting.rom import sample_poses
 from core.fitting.smplify import FitInit, Stage, body_stage_losses, run_smplify
 from core.utils.fastpaths import fast_adam, reference_paths
+from timing import interleaved  # benchmarks/timing.py
 
 
 def _inputs(body, B: int, seed: int = 0):
@@ -73,21 +73,6 @@ def _iteration(body, prior, stage, B: int, evaluation: str):
     return one
 
 
-def interleaved(fns: dict, repeats: int, inner: int = 5) -> dict:
-    """Median seconds per call of each function, rounds alternating between them."""
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[k].append((time.perf_counter() - t0) / inner)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def check_equal(body, prior, stage, B: int = 8) -> tuple[float, float]:
     """(max relative loss difference, max joint difference in px) of joints/subset vs full."""
     go, pose, betas, transl, kp = _inputs(body, B, seed=1)
@@ -114,7 +99,7 @@ def whole_fit(body, prior, B: int, iters: int, repeats: int) -> tuple[float, flo
             res[ev] = run_smplify(body, kp, evaluation=ev, **kw)
 
     fns = {ev: (lambda ev=ev: fit(ev)) for ev in ("subset", "joints")}
-    t = interleaved(fns, repeats, inner=1)
+    t = interleaved(fns, repeats, inner=1, warmup=3)
     diff = float((res["subset"].joints2d - res["joints"].joints2d).abs().max())
     return t["subset"] / (2 * iters), t["joints"] / (2 * iters), diff
 
@@ -141,7 +126,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         for B in args.batches:
             t = interleaved({ev: _iteration(body, prior, stage, B, ev) for ev in ("subset", "full", "joints")},
-                            args.repeats)
+                            args.repeats, inner=5, warmup=3)
             ref, fast, diff = whole_fit(body, prior, B, args.iters, max(3, args.repeats // 5))
             print(f"{threads:>7} {B:>6} | {1e3 * t['subset']:>26.2f} {1e3 * t['full']:>8.2f} {1e3 * t['joints']:>8.2f} "
                   f"{t['subset'] / t['joints']:>13.2f}x {t['full'] / t['joints']:>11.1f}x | {1e3 * ref:>28.2f} "
